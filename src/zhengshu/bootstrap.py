@@ -1,0 +1,20 @@
+"""Loads every feature so its permission actions, ticket machines and event consumers are registered."""
+
+from __future__ import annotations
+
+import importlib
+
+FEATURE_MODULES = (
+    "zhengshu.models",
+    "zhengshu.org.service",
+    "zhengshu.workflow.service",
+    "zhengshu.catalog.service",
+    "zhengshu.catalog.indexing",
+    "zhengshu.lake.service",
+    "zhengshu.calendar.service",
+)
+
+
+def load_features() -> None:
+    for name in FEATURE_MODULES:
+        importlib.import_module(name)

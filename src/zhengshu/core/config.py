@@ -1,0 +1,56 @@
+"""Settings from the environment or a `.env` file (prefix ``ZHENGSHU_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZHENGSHU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("zhengshu-data"), description="数据目录：SQLite、DuckDB 与上传文件")
+    database_url: str | None = Field(default=None, description="默认为数据目录中的 SQLite；生产用 postgresql+psycopg://…")
+    secret_key: str = Field(default="", description="会话签名与凭据加密的主密钥；为空时在数据目录生成")
+    node_code: str = Field(default="360000", description="本节点的行政区划代码")
+    node_name: str = Field(default="江西省政务数据共享平台")
+    cookie_secure: bool = Field(default=False, description="会话 Cookie 仅经 HTTPS 发送（生产应开启）")
+    redis_url: str | None = None
+    trust_forwarded_for: bool = Field(default=False, description="位于负载均衡之后时，从 X-Forwarded-For 取来源地址")
+    templates_dir: Path | None = Field(default=None, description="覆盖页面模板的目录（按文件名优先）")
+    # Time limits are policy (DOMAIN.md): defaults an administrator may change.
+    catalog_review_days: int = 5
+    catalog_update_days: int = 10
+    catalog_recheck_months: int = 12
+    embedded_jobs: bool = Field(default=False, description="在 serve 进程内运行后台任务（演示与单机部署）")
+    process_outbox_inline: bool = Field(default=True, description="请求提交后就地处理领域事件（嵌入式默认）")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'zhengshu.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = self.data_dir / "secret.key"
+        if not key_file.exists():
+            import secrets
+
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        self.secret_key = key_file.read_text().strip()
+        return self.secret_key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,96 @@
+"""Domain events through an outbox table.
+
+A service calls :func:`emit` inside its transaction; the event row commits or rolls back with the change.
+Consumers register by event name and run after commit (inline in the embedded default, in the worker in
+production), each event in its own transaction, so a failing consumer never undoes the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from zhengshu.core.db import Base, IdMixin, utcnow
+
+log = logging.getLogger(__name__)
+
+Consumer = Callable[[Session, "OutboxEvent"], None]
+_consumers: dict[str, list[tuple[str, Consumer]]] = defaultdict(list)
+
+
+class OutboxEvent(IdMixin, Base):
+    __tablename__ = "outbox_event"
+    __table_args__ = (Index("ix_outbox_event_pending", "processed_at", "id"),)
+
+    name: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+
+
+def emit(session: Session, name: str, **payload: Any) -> OutboxEvent:
+    """Record a domain event in the current transaction. Payloads carry ids, not objects."""
+    event = OutboxEvent(name=name, payload=payload)
+    session.add(event)
+    return event
+
+
+def consumer(name: str, consumer_name: str | None = None) -> Callable[[Consumer], Consumer]:
+    """Register ``fn(session, event)`` for events called ``name`` (``*`` matches all)."""
+
+    def register(fn: Consumer) -> Consumer:
+        key = consumer_name or f"{fn.__module__}.{fn.__qualname__}"
+        if all(k != key for k, _ in _consumers[name]):
+            _consumers[name].append((key, fn))
+        return fn
+
+    return register
+
+
+def consumers_for(name: str) -> list[Consumer]:
+    return [fn for _, fn in _consumers.get(name, [])] + [fn for _, fn in _consumers.get("*", [])]
+
+
+MAX_ATTEMPTS = 5
+
+
+def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500) -> int:
+    """Deliver pending events to their consumers; returns how many were processed."""
+    with session_factory() as session:
+        ids = list(
+            session.scalars(
+                select(OutboxEvent.id)
+                .where(OutboxEvent.processed_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
+                .order_by(OutboxEvent.id)
+                .limit(limit)
+            )
+        )
+    done = 0
+    for event_id in ids:
+        with session_factory() as session:
+            event = session.get(OutboxEvent, event_id)
+            if event is None or event.processed_at is not None:
+                continue
+            try:
+                for fn in consumers_for(event.name):
+                    fn(session, event)
+                event.processed_at = utcnow()
+                session.commit()
+                done += 1
+            except Exception as exc:  # a consumer failed: keep the event for a retry
+                session.rollback()
+                log.exception("outbox consumer failed for %s", event_id)
+                event = session.get(OutboxEvent, event_id)
+                if event is not None:
+                    event.attempts += 1
+                    event.last_error = repr(exc)[:2000]
+                    session.commit()
+    return done

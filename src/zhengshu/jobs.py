@@ -1,0 +1,68 @@
+"""Background jobs on huey: SQLite store in the data directory by default, Redis in production.
+
+Scheduled work is declared here by name; ``zhengshu worker`` runs it. In the embedded default ``serve`` runs
+an in-process consumer instead, so a single command gives a complete platform.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from zhengshu.core.config import get_settings
+from zhengshu.core.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def _make_huey() -> Huey:
+    settings = get_settings()
+    if settings.redis_url:
+        return RedisHuey("zhengshu", url=settings.redis_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("zhengshu", filename=str(settings.data_dir / "jobs.db"))
+
+
+huey = _make_huey()
+
+
+@lru_cache
+def _database() -> Database:
+    from zhengshu.bootstrap import load_features
+
+    load_features()
+    return Database(get_settings().resolved_database_url())
+
+
+@huey.periodic_task(crontab(minute="*"), name="outbox.process")
+def process_outbox() -> int:
+    """Deliver domain events the requests did not deliver inline (or that failed and wait for a retry)."""
+    from zhengshu.core.events import process_pending
+
+    return process_pending(_database().session_factory)
+
+
+@huey.periodic_task(crontab(minute="10", hour="1"), name="catalog.open_due_rechecks")
+def open_due_rechecks() -> int:
+    """Daily: open the annual re-check tickets falling due within 30 days."""
+    from zhengshu.catalog import service as catalog_service
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return catalog_service.open_due_rechecks(session, actor=SYSTEM_ACTOR)
+
+
+class EmbeddedConsumer(Consumer):
+    """A consumer that runs beside the web server: no signal handlers (the server owns them)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def start_embedded() -> EmbeddedConsumer:
+    consumer = EmbeddedConsumer(huey, workers=1, worker_type="thread", periodic=True)
+    consumer.start()
+    return consumer

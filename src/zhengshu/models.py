@@ -1,0 +1,23 @@
+"""Imports every feature's tables so ``Base.metadata`` is complete (Alembic and tests use it)."""
+
+from zhengshu.audit import models as audit_models
+from zhengshu.calendar import models as calendar_models
+from zhengshu.catalog import models as catalog_models
+from zhengshu.core import events as core_events
+from zhengshu.core.db import Base
+from zhengshu.lake import models as lake_models
+from zhengshu.org import models as org_models
+from zhengshu.search import models as search_models
+from zhengshu.workflow import models as workflow_models
+
+__all__ = [
+    "Base",
+    "audit_models",
+    "calendar_models",
+    "catalog_models",
+    "core_events",
+    "lake_models",
+    "org_models",
+    "search_models",
+    "workflow_models",
+]

@@ -1,0 +1,104 @@
+"""The ASGI application: API under /api/v1, pages for the portals, static files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from zhengshu import __version__
+from zhengshu.core.config import Settings, get_settings
+from zhengshu.core.db import Database
+from zhengshu.web import errors
+from zhengshu.web.templating import build_environment
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "登录与访问令牌"},
+    {"name": "catalog", "description": "资源目录：编制、审核、发布、版本、挂接、导入导出、检索"},
+    {"name": "workflow", "description": "待办、逾期与工单时间线"},
+    {"name": "org", "description": "行政区划、组织机构与用户"},
+    {"name": "calendar", "description": "工作日与节假日安排"},
+    {"name": "lake", "description": "数据源登记与探查"},
+    {"name": "audit", "description": "审计日志"},
+]
+
+
+async def _refresh_calendar(database: Database, every_s: float = 300.0) -> None:
+    """Each server process reloads the holiday schedule now and then, so an administrator's import made
+    through another process reaches every due-date computation."""
+    from zhengshu.calendar import service as calendar_service
+
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(_load_calendar, database, calendar_service)
+        except Exception:  # keep serving with the schedule already loaded
+            log.exception("reloading the holiday schedule failed")
+
+
+def _load_calendar(database: Database, calendar_service: Any) -> None:
+    with database.session() as session:
+        calendar_service.load_schedules(session)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or Database(settings.resolved_database_url())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from zhengshu.calendar import service as calendar_service
+
+        with database.session() as session:
+            calendar_service.load_schedules(session)
+        refresher = asyncio.create_task(_refresh_calendar(database))
+        consumer = None
+        if settings.embedded_jobs:
+            from zhengshu.jobs import start_embedded
+
+            consumer = start_embedded()
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            if consumer is not None:
+                consumer.stop(graceful=False)
+
+    app = FastAPI(
+        title="政数 zhengshu API",
+        version=__version__,
+        description="一体化政务大数据体系平台接口。错误以 application/problem+json 返回，code 字段稳定。",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.templates = build_environment(settings.templates_dir)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret_key(),
+        session_cookie="zhengshu_session",
+        max_age=8 * 3600,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from zhengshu.web.routes import mount_all
+
+    mount_all(app)
+    return app

@@ -1,0 +1,145 @@
+"""Typed dependencies: the unit of work, the current actor, CSRF.
+
+The session dependency owns the transaction (services only flush): it commits when the route returns,
+rolls back on any error, writes an audit record of every state-changing request either way, and then
+delivers the domain events the commit produced.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from zhengshu.audit import service as audit_service
+from zhengshu.core.db import Database
+from zhengshu.core.errors import Forbidden, Unauthenticated, ZhengshuError
+from zhengshu.core.events import process_pending
+from zhengshu.org import service as org_service
+from zhengshu.security.actor import Actor
+
+CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def client_ip(request: Request) -> str | None:
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and request.app.state.settings.trust_forwarded_for:
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else None
+
+
+def _audit_action(request: Request) -> tuple[str, str, str]:
+    route = request.scope.get("route")
+    name = getattr(route, "name", None) or request.url.path
+    params = request.path_params
+    target_id = next(iter(params.values()), "") if params else ""
+    target_type = request.url.path.removeprefix("/api/v1/").split("/")[0] if params else ""
+    return str(name), target_type, str(target_id)
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    database = get_database(request)
+    session = database.session_factory()
+    request.state.session = session
+    audited = request.method in CHANGING_METHODS and request.url.path not in ("/login", "/logout")
+    try:
+        yield session
+        if audited:
+            action, target_type, target_id = _audit_action(request)
+            audit_service.record(session, actor=getattr(request.state, "actor", None), action=action,
+                                 target_type=target_type, target_id=target_id,
+                                 source_ip=client_ip(request),
+                                 detail={"method": request.method, "path": request.url.path})
+        session.commit()
+    except BaseException as exc:
+        session.rollback()
+        if audited and isinstance(exc, Exception):
+            _audit_failure(database, request, exc)
+        raise
+    finally:
+        session.close()
+    if request.app.state.settings.process_outbox_inline:
+        process_pending(database.session_factory)
+
+
+def _audit_failure(database: Database, request: Request, exc: BaseException) -> None:
+    action, target_type, target_id = _audit_action(request)
+    code = exc.code if isinstance(exc, ZhengshuError) else type(exc).__name__
+    with database.session() as s:
+        audit_service.record(s, actor=getattr(request.state, "actor", None), action=action,
+                             target_type=target_type, target_id=target_id, outcome="failure",
+                             source_ip=client_ip(request),
+                             detail={"method": request.method, "path": request.url.path, "error": code})
+
+
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def optional_actor(request: Request, session: DbSession) -> Actor | None:
+    token = _bearer(request)
+    via = "api" if request.url.path.startswith("/api/") else "web"
+    if token:
+        user = org_service.user_for_token(session, raw_token=token)
+        actor = org_service.actor_for(user, source_ip=client_ip(request), via="api")
+    else:
+        user_id = request.session.get("user_id") if "session" in request.scope else None
+        if not user_id:
+            return None
+        user = session.get(org_service.User, user_id)
+        if user is None or not user.active or request.session.get("pw") != user.password_hash[-16:]:
+            request.session.clear()
+            return None
+        actor = org_service.actor_for(user, source_ip=client_ip(request), via=via)
+    request.state.actor = actor
+    return actor
+
+
+def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+    if actor is None:
+        raise Unauthenticated()
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+OptionalActor = Annotated[Actor | None, Depends(optional_actor)]
+
+
+# ---- CSRF for form posts (the API uses bearer tokens, which browsers never send on their own) -------------
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def verify_csrf(request: Request) -> None:
+    if request.method not in CHANGING_METHODS:
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        form = await request.form()
+        value: Any = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+        raise Forbidden("页面已过期或请求来源不可信，请刷新页面后重试", code="auth.csrf")
+
+
+Csrf = Depends(verify_csrf)

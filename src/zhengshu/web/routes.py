@@ -1,0 +1,33 @@
+"""The URL map: every feature's API router and page router, mounted in one place.
+
+API routers are authenticated at mount time (``CurrentActor``), so a route is protected unless it sits on
+the explicitly public router.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from zhengshu.web.deps import current_actor
+
+
+def mount_all(app: FastAPI) -> None:
+    from zhengshu.audit.api import router as audit_api
+    from zhengshu.calendar.api import router as calendar_api
+    from zhengshu.calendar.pages import router as calendar_pages
+    from zhengshu.catalog.api import router as catalog_api
+    from zhengshu.catalog.pages import router as catalog_pages
+    from zhengshu.lake.api import router as lake_api
+    from zhengshu.lake.pages import router as lake_pages
+    from zhengshu.org.api import public_router as auth_api
+    from zhengshu.org.api import router as org_api
+    from zhengshu.org.pages import router as org_pages
+    from zhengshu.web.pages import router as portal_pages
+    from zhengshu.workflow.api import router as workflow_api
+
+    authenticated = [Depends(current_actor)]
+    app.include_router(auth_api, prefix="/api/v1")
+    for router in (catalog_api, workflow_api, org_api, calendar_api, lake_api, audit_api):
+        app.include_router(router, prefix="/api/v1", dependencies=authenticated)
+    for router in (portal_pages, catalog_pages, org_pages, calendar_pages, lake_pages):
+        app.include_router(router)
