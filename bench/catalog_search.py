@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -53,11 +52,39 @@ DOC_TYPE = "catalog_entry"
 # department -> (subjects, department-specific data items)
 DEPARTMENTS: dict[str, tuple[list[str], list[str]]] = {
     "市场监督管理局": (
-        ["企业", "个体工商户", "农民专业合作社", "食品经营许可", "特种设备", "产品质量抽检", "商标", "企业年报", "股权出质"],
-        ["企业名称", "统一社会信用代码", "法定代表人", "注册资本", "成立日期", "经营范围", "登记机关", "企业类型"],
+        [
+            "企业",
+            "个体工商户",
+            "农民专业合作社",
+            "食品经营许可",
+            "特种设备",
+            "产品质量抽检",
+            "商标",
+            "企业年报",
+            "股权出质",
+        ],
+        [
+            "企业名称",
+            "统一社会信用代码",
+            "法定代表人",
+            "注册资本",
+            "成立日期",
+            "经营范围",
+            "登记机关",
+            "企业类型",
+        ],
     ),
     "人力资源和社会保障厅": (
-        ["社会保险参保", "养老保险缴费", "失业保险", "工伤保险", "职业技能培训", "就业登记", "劳动合同", "人才引进"],
+        [
+            "社会保险参保",
+            "养老保险缴费",
+            "失业保险",
+            "工伤保险",
+            "职业技能培训",
+            "就业登记",
+            "劳动合同",
+            "人才引进",
+        ],
         ["公民身份号码", "姓名", "参保单位", "缴费基数", "缴费月份", "参保状态", "险种类型", "社会保障卡号"],
     ),
     "公安厅": (
@@ -112,38 +139,113 @@ DEPARTMENTS: dict[str, tuple[list[str], list[str]]] = {
         ["A级旅游景区", "旅行社", "文物保护单位", "网络文化经营许可", "星级饭店"],
         ["景区名称", "景区等级", "旅行社名称", "许可证号", "文物名称", "保护级别", "客房数"],
     ),
-    "司法厅": (["律师执业", "公证机构", "法律援助", "人民调解", "司法鉴定机构"],
-             ["律师姓名", "执业证号", "律师事务所", "援助对象", "调解结果", "鉴定类别"]),
-    "统计局": (["国民经济核算", "规模以上工业", "人口抽样调查", "居民消费价格", "固定资产投资"],
-             ["指标名称", "统计期", "指标值", "计量单位", "行业代码", "调查单位"]),
-    "财政厅": (["政府采购", "财政预算", "非税收入", "政府债务", "国有资产"],
-             ["项目名称", "预算金额", "采购单位", "中标供应商", "合同金额", "资产编号"]),
-    "水利厅": (["取水许可", "河长制", "水库", "水土保持", "水文监测"],
-             ["取水单位", "取水量", "河流名称", "河长姓名", "水库名称", "库容", "水位"]),
-    "商务厅": (["对外贸易经营者备案", "外商投资企业", "单用途商业预付卡", "成品油经营", "拍卖企业"],
-             ["企业名称", "备案登记表编号", "投资总额", "外方投资者", "发卡企业", "经营地址"]),
+    "司法厅": (
+        ["律师执业", "公证机构", "法律援助", "人民调解", "司法鉴定机构"],
+        ["律师姓名", "执业证号", "律师事务所", "援助对象", "调解结果", "鉴定类别"],
+    ),
+    "统计局": (
+        ["国民经济核算", "规模以上工业", "人口抽样调查", "居民消费价格", "固定资产投资"],
+        ["指标名称", "统计期", "指标值", "计量单位", "行业代码", "调查单位"],
+    ),
+    "财政厅": (
+        ["政府采购", "财政预算", "非税收入", "政府债务", "国有资产"],
+        ["项目名称", "预算金额", "采购单位", "中标供应商", "合同金额", "资产编号"],
+    ),
+    "水利厅": (
+        ["取水许可", "河长制", "水库", "水土保持", "水文监测"],
+        ["取水单位", "取水量", "河流名称", "河长姓名", "水库名称", "库容", "水位"],
+    ),
+    "商务厅": (
+        ["对外贸易经营者备案", "外商投资企业", "单用途商业预付卡", "成品油经营", "拍卖企业"],
+        ["企业名称", "备案登记表编号", "投资总额", "外方投资者", "发卡企业", "经营地址"],
+    ),
 }
 DEPARTMENT_NAMES = list(DEPARTMENTS)
 SUFFIXES = [
-    "登记信息", "基本信息", "变更信息", "注销信息", "许可信息", "年报信息", "名录", "统计数据", "监测数据",
-    "台账", "备案信息", "检查记录", "处罚信息", "明细", "汇总表", "清单", "证照信息", "办件信息",
+    "登记信息",
+    "基本信息",
+    "变更信息",
+    "注销信息",
+    "许可信息",
+    "年报信息",
+    "名录",
+    "统计数据",
+    "监测数据",
+    "台账",
+    "备案信息",
+    "检查记录",
+    "处罚信息",
+    "明细",
+    "汇总表",
+    "清单",
+    "证照信息",
+    "办件信息",
 ]
 GENERIC_ITEMS = [
-    "名称", "地址", "联系电话", "行政区划代码", "经办机构", "办理日期", "更新时间", "数据来源", "状态", "备注",
-    "证件类型", "证件号码", "有效期起", "有效期止", "发证机关", "所属行业", "经度", "纬度",
+    "名称",
+    "地址",
+    "联系电话",
+    "行政区划代码",
+    "经办机构",
+    "办理日期",
+    "更新时间",
+    "数据来源",
+    "状态",
+    "备注",
+    "证件类型",
+    "证件号码",
+    "有效期起",
+    "有效期止",
+    "发证机关",
+    "所属行业",
+    "经度",
+    "纬度",
 ]
-USAGES = ["政务服务", "市场监管", "社会治理", "统计分析", "信用评价", "应急管理", "行政审批", "民生保障", "决策支持"]
+USAGES = [
+    "政务服务",
+    "市场监管",
+    "社会治理",
+    "统计分析",
+    "信用评价",
+    "应急管理",
+    "行政审批",
+    "民生保障",
+    "决策支持",
+]
 CYCLES = ["实时", "每日", "每周", "每月", "每季度", "每年", "不定期"]
 TAGS = [
-    "市场主体", "营商环境", "民生服务", "社会保障", "公共安全", "生态环境", "一网通办", "乡村振兴", "医疗健康",
-    "教育", "交通出行", "信用", "电子证照", "高频事项", "跨省通办", "基层治理",
+    "市场主体",
+    "营商环境",
+    "民生服务",
+    "社会保障",
+    "公共安全",
+    "生态环境",
+    "一网通办",
+    "乡村振兴",
+    "医疗健康",
+    "教育",
+    "交通出行",
+    "信用",
+    "电子证照",
+    "高频事项",
+    "跨省通办",
+    "基层治理",
 ]
 # 江西省 and its cities: (code, name)
 REGIONS = [
-    ("360000", "省"), ("360100", "南昌市"), ("360200", "景德镇市"), ("360300", "萍乡市"), ("360400", "九江市"),
-    ("360500", "新余市"), ("360600", "鹰潭市"), ("360700", "赣州市"), ("360800", "吉安市"), ("360900", "宜春市"),
-    ("361000", "抚州市"), ("361100", "上饶市"),
-]  # fmt: skip
+    ("360000", "省"),
+    ("360100", "南昌市"),
+    ("360200", "景德镇市"),
+    ("360300", "萍乡市"),
+    ("360400", "九江市"),
+    ("360500", "新余市"),
+    ("360600", "鹰潭市"),
+    ("360700", "赣州市"),
+    ("360800", "吉安市"),
+    ("360900", "宜春市"),
+    ("361000", "抚州市"),
+    ("361100", "上饶市"),
+]
 SHARING = ["无条件共享"] * 5 + ["有条件共享"] * 4 + ["不予共享"]
 OPENING = ["无条件开放"] * 2 + ["有条件开放"] * 2 + ["不予开放"] * 6
 STATUSES = ["published"] * 18 + ["draft", "submitted"]
@@ -214,7 +316,13 @@ def index_docs(entries: list[Entry]) -> Iterator[IndexDoc]:
             doc_type=DOC_TYPE,
             doc_id=e.id,
             title=e.name,
-            fields={"title": e.name, "summary": e.summary, "items": e.items, "tags": e.tags, "provider": e.provider},
+            fields={
+                "title": e.name,
+                "summary": e.summary,
+                "items": e.items,
+                "tags": e.tags,
+                "provider": e.provider,
+            },
             facets={
                 "org_id": e.org_id,
                 "region_code": e.region_code,
@@ -244,8 +352,28 @@ def make_queries(entries: list[Entry], count: int = 200, seed: int = 11) -> list
 
     rnd = random.Random(seed)
     subjects = [s for subs, _ in DEPARTMENTS.values() for s in subs]
-    words = ["企业", "社保", "医保", "登记", "许可", "学校", "养老", "不动产", "排污", "纳税人", "婚姻", "车辆",
-             "监测", "处罚", "备案", "旅行社", "律师", "采购", "水库", "公积金"]  # fmt: skip
+    words = [
+        "企业",
+        "社保",
+        "医保",
+        "登记",
+        "许可",
+        "学校",
+        "养老",
+        "不动产",
+        "排污",
+        "纳税人",
+        "婚姻",
+        "车辆",
+        "监测",
+        "处罚",
+        "备案",
+        "旅行社",
+        "律师",
+        "采购",
+        "水库",
+        "公积金",
+    ]
     queries: list[Query] = []
     per_kind = count // 6
     for _ in range(per_kind):
@@ -338,7 +466,9 @@ def like_search(session: Session, query: Query) -> list[Any]:
             conds.append(or_(*[e.c[col].like(f"{v}%") for v in values]))
         else:
             conds.append(e.c[col].in_(values))
-    stmt = select(e.c.id, e.c.name).distinct().select_from(e.join(i, i.c.entry_id == e.c.id)).where(and_(*conds))
+    stmt = (
+        select(e.c.id, e.c.name).distinct().select_from(e.join(i, i.c.entry_id == e.c.id)).where(and_(*conds))
+    )
     return session.execute(stmt.limit(20)).all()
 
 
@@ -360,10 +490,9 @@ def pct(values: list[float], p: float) -> float:
 def build(engine: Engine, entries: list[Entry], label: str) -> float:
     SearchDoc.metadata.create_all(engine, tables=[SearchDoc.__table__, SearchPosting.__table__])
     naive_md.create_all(engine)
-    with Session(engine) as session:
-        with err.status(f"{label}: loading the naive entry/item tables"):
-            load_naive(session, entries)
-            session.commit()
+    with Session(engine) as session, err.status(f"{label}: loading the naive entry/item tables"):
+        load_naive(session, entries)
+        session.commit()
     with (
         Session(engine) as session,
         Progress(
@@ -410,7 +539,11 @@ def run_queries(engine: Engine, queries: list[Query], label: str) -> dict[str, f
         for query in queries[:3]:
             like_search(session, query)
         with Progress(
-            TextColumn(f"{label} LIKE scan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+            TextColumn(f"{label} LIKE scan"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
         ) as progress:
             task = progress.add_task("like", total=len(queries))
             for query in queries:
@@ -448,7 +581,9 @@ def sqlite_engine(path: Path) -> Engine:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-pg", action="store_true")

@@ -228,7 +228,7 @@ def test_editing_a_published_entry_creates_a_version_under_review(db: Database, 
         v1 = catalog_service.display_version(s, entry)
         v1_keys = {i.name: i.key for i in v1.items}
         catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, change_note="增加成立日期",
-                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "市场主体"],
+                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"],
                                                  items=_revised_items()))
         v2 = catalog_service.working_version(s, entry)
         assert v2 is not None and v2.number == 2 and v2.state == "draft" and v2.change_note == "增加成立日期"
@@ -266,14 +266,14 @@ def test_diff_lists_changed_fields_and_items(db: Database, world: World) -> None
     entry_id = published_entry(db, world)
     with db.session() as s:
         catalog_service.update(s, actor=world[MARKET], entry_id=entry_id,
-                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "市场主体"],
+                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"],
                                                  items=_revised_items()))
         v1 = catalog_service.get_version(s, actor=world[MARKET], entry_id=entry_id, number=1)
         v2 = catalog_service.get_version(s, actor=world[MARKET], entry_id=entry_id, number=2)
         d = catalog_service.diff_versions(v1, v2)
         assert {c.field for c in d.changes} == {"summary", "tags"}
         tags = next(c for c in d.changes if c.field == "tags")
-        assert tags.old == ["企业", "登记"] and tags.new == ["企业", "市场主体"]
+        assert tags.old == ["企业", "登记"] and tags.new == ["企业", "个体工商户"]
         assert [i["name"] for i in d.items_added] == ["成立日期"]
         assert [i["name"] for i in d.items_removed] == ["法定代表人"]
         assert len(d.items_changed) == 1
@@ -504,19 +504,19 @@ def test_search_index_follows_the_catalog_and_hides_drafts(db: Database, world: 
     # a revision under review does not change what the index shows until it is published
     with db.session() as s:
         catalog_service.update(s, actor=world[MARKET], entry_id=published,
-                               entry_in=entry_in(name="市场主体登记信息"))
+                               entry_in=entry_in(name="个体工商户名录"))
     process_pending(db.session_factory)
-    assert found("hrss_officer", "市场主体") == set()
+    assert found("hrss_officer", "个体工商户") == set()
     with db.session() as s:
         catalog_service.submit(s, actor=world[MARKET], entry_id=published)
         catalog_service.approve(s, actor=world["reviewer"], entry_id=published)
     process_pending(db.session_factory)
-    assert found("hrss_officer", "市场主体") == {published}
+    assert found("hrss_officer", "个体工商户") == {published}
     with db.session() as s:
         catalog_service.withdraw(s, actor=world[MARKET], entry_id=published, reason="停止产生")
     process_pending(db.session_factory)
-    assert found("hrss_officer", "市场主体") == set()
-    assert found(MARKET, "市场主体") == {published}
+    assert found("hrss_officer", "个体工商户") == set()
+    assert found(MARKET, "个体工商户") == {published}
 
 
 # ---- duty changes and the annual re-check ---------------------------------------------------------------
@@ -538,10 +538,10 @@ def test_duty_change_ticket_closed_by_a_revision(db: Database, world: World,
         assert ticket.assignee_org_id == world.orgs["market"]
         assert ticket.requester_org_id == world.orgs["authority"]
         assert ticket.sla_days == 10 and ticket.due_on == clock.add_working_days(D(2026, 9, 21), 10)
-        assert ticket.due_on == D(2026, 10, 14)  # over the National Day holiday
+        assert ticket.due_on == D(2026, 10, 12)  # over Mid-Autumn and the National Day holiday
         assert ticket.events[0].comment == "《市场主体登记管理条例》修订"
         assert [t.id for t in workflow.todo(s, actor=world[MARKET], kinds=[workflows.DUTY_UPDATE])] == [ticket.id]
-        assert workflow.overdue(s, as_of=D(2026, 10, 15), kinds=[workflows.DUTY_UPDATE])[0].id == ticket.id
+        assert workflow.overdue(s, as_of=D(2026, 10, 13), kinds=[workflows.DUTY_UPDATE])[0].id == ticket.id
 
         catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, entry_in=entry_in(summary="依新条例修订"))
         assert ticket.state == "open"  # a draft alone does not fulfil the duty

@@ -144,10 +144,7 @@ def _drop_pg_schema(schema: str) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def session(request: pytest.FixtureRequest) -> Iterator[Session]:
     schema = f"t_search_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        engine = create_engine("sqlite://")
-    else:
-        engine = _pg_engine(schema)
+    engine = create_engine("sqlite://") if request.param == "sqlite" else _pg_engine(schema)
     try:
         SearchDoc.metadata.create_all(engine, tables=TABLES)
         with Session(engine) as s:
@@ -203,7 +200,19 @@ def test_query_terms() -> None:
 
 @pytest.mark.parametrize(
     "q",
-    ["企业", "登记", "企业 登记", "企业登记信息", "qydj", "QYDJ", "qiye", "qiyedengji", "djxx", "登记信", "信用代码"],
+    [
+        "企业",
+        "登记",
+        "企业 登记",
+        "企业登记信息",
+        "qydj",
+        "QYDJ",
+        "qiye",
+        "qiyedengji",
+        "djxx",
+        "登记信",
+        "信用代码",
+    ],
 )
 def test_finds_entry_by_words_pinyin_and_partial_names(session: Session, q: str) -> None:
     assert "e1" in ids(find(session, q))
@@ -320,8 +329,10 @@ def test_remove_document(session: Session) -> None:
     assert service.remove_document(session, doc_type=T, doc_id="e1") is True
     assert service.remove_document(session, doc_type=T, doc_id="e1") is False
     assert "e1" not in ids(find(session, "企业"))
-    orphans = select(func.count()).select_from(SearchPosting).where(
-        SearchPosting.doc_ref.not_in(select(SearchDoc.id))
+    orphans = (
+        select(func.count())
+        .select_from(SearchPosting)
+        .where(SearchPosting.doc_ref.not_in(select(SearchDoc.id)))
     )
     assert session.scalar(orphans) == 0
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from zhengshu.catalog import excel, importing, indexing, mounting
 from zhengshu.catalog import service as catalog_service
-from zhengshu.catalog.enums import ENTRY_STATUS_LABELS
+from zhengshu.catalog.enums import ENTRY_STATUS_LABELS, RESOURCE_CLASSES
 from zhengshu.catalog.models import CatalogEntry
 from zhengshu.catalog.schemas import (
     CommentIn,
@@ -67,6 +67,15 @@ def list_entries(
     return {"items": [catalog_service.to_summary(e) for e in rows], "next_cursor": next_cursor, "total": total}
 
 
+def class_labels(codes: list[str]) -> dict[str, str]:
+    out = {}
+    for code in codes:
+        major, item = code[:1], code[1:3]
+        name, items = RESOURCE_CLASSES.get(major, ("", {}))
+        out[code] = f"{items.get(item, name)} {code}" if name else code
+    return out
+
+
 def facet_labels(session: DbSession, facets: dict[str, list[tuple[str, int]]]) -> dict[str, list[SearchFacetValue]]:
     org_ids = [v for v, _ in facets.get("org_id", [])]
     orgs = {o.id: o.short_name or o.name for o in session.query(Organization).filter(Organization.id.in_(org_ids))}
@@ -76,7 +85,8 @@ def facet_labels(session: DbSession, facets: dict[str, list[tuple[str, int]]]) -
     regions = {r.code: r.name for r in session.query(Region).filter(Region.code.in_(codes))}
     out: dict[str, list[SearchFacetValue]] = {}
     for name, values in facets.items():
-        labels = {"org_id": orgs, "region_code": regions, "status": ENTRY_STATUS_LABELS}.get(name, {})
+        labels = {"org_id": orgs, "region_code": regions, "status": ENTRY_STATUS_LABELS,
+                  "class_code": class_labels([v for v, _ in values])}.get(name, {})
         out[name] = [SearchFacetValue(value=v, label=labels.get(v, v), count=n) for v, n in values]
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from zhengshu.catalog.enums import (
     DataType,
@@ -53,26 +53,41 @@ class EntryBase(BaseModel):
     resource_format: ResourceFormat = Field(description="资源格式")
     format_detail: str = Field(default="", max_length=100, description="格式细类，如 XLSX、OFD")
     sharing_type: SharingType
-    sharing_condition: str = Field(default="", max_length=2000, description="共享条件（有条件共享必填）")
-    not_shared_basis: str = Field(default="", max_length=2000, description="不予共享的法律依据")
+    sharing_condition: str = Field(default="", max_length=2000, validate_default=True,
+                                   description="共享条件（有条件共享必填）")
+    not_shared_basis: str = Field(default="", max_length=2000, validate_default=True,
+                                  description="不予共享的法律依据")
     sharing_way: SharingWay = SharingWay.API
     opening_type: OpeningType = OpeningType.NOT_OPEN
-    opening_condition: str = Field(default="", max_length=2000)
+    opening_condition: str = Field(default="", max_length=2000, validate_default=True)
     update_cycle: UpdateCycle
     level: EntryLevel = EntryLevel.DEPARTMENT
     tags: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
     related_codes: list[str] = Field(default_factory=list, description="关联资源代码")
     duty_basis: str = Field(default="", max_length=2000, description="职责依据（三定方案、法规条款）")
 
-    @model_validator(mode="after")
-    def _conditions(self) -> EntryBase:
-        if self.sharing_type == SharingType.CONDITIONAL and not self.sharing_condition.strip():
+    # Field validators (not a model validator) so an error names the field that must be filled in; each
+    # runs after the type it depends on, which is declared before it.
+    @field_validator("sharing_condition")
+    @classmethod
+    def _sharing_condition(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("sharing_type") == SharingType.CONDITIONAL and not value.strip():
             raise ValueError("有条件共享的目录必须填写共享条件")
-        if self.sharing_type == SharingType.NOT_SHARED and not self.not_shared_basis.strip():
+        return value
+
+    @field_validator("not_shared_basis")
+    @classmethod
+    def _not_shared_basis(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("sharing_type") == SharingType.NOT_SHARED and not value.strip():
             raise ValueError("不予共享的目录必须提供法律、行政法规或党中央、国务院政策依据")
-        if self.opening_type == OpeningType.CONDITIONAL and not self.opening_condition.strip():
+        return value
+
+    @field_validator("opening_condition")
+    @classmethod
+    def _opening_condition(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("opening_type") == OpeningType.CONDITIONAL and not value.strip():
             raise ValueError("有条件开放的目录必须填写开放条件")
-        return self
+        return value
 
 
 class EntryIn(EntryBase):
@@ -81,14 +96,15 @@ class EntryIn(EntryBase):
     items: list[DataItemIn] = Field(min_length=1, description="信息项")
     provider_org_id: str | None = Field(default=None, description="提供方；为空时为当前用户所在部门")
 
-    @model_validator(mode="after")
-    def _unique_items(self) -> EntryIn:
+    @field_validator("items")
+    @classmethod
+    def _unique_items(cls, items: list[DataItemIn]) -> list[DataItemIn]:
         seen: set[str] = set()
-        for item in self.items:
+        for item in items:
             if item.name in seen:
                 raise ValueError(f"信息项名称重复：{item.name}")
             seen.add(item.name)
-        return self
+        return items
 
 
 class EntryRead(EntryBase):

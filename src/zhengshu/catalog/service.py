@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from zhengshu.catalog import permissions as _permissions  # noqa: F401  (registers actions)
 from zhengshu.catalog import workflows
@@ -154,12 +154,15 @@ def _check_entry_in(session: Session, entry_in: EntryIn, provider: Organization)
     errors.raise_if_any(code="catalog.invalid")
 
 
-def _fill_version(v: EntryVersion, entry_in: EntryIn, previous: EntryVersion | None) -> None:
+def _fill_version(v: EntryVersion, entry_in: EntryIn, *previous: EntryVersion | None) -> None:
     data = entry_in.model_dump()
     for field in VERSION_FIELDS:
         setattr(v, field, data[field])
-    keys = {item.name: item.key for item in previous.items} if previous else {}
+    # an item keeps its key when its name was in the published version or in the draft being edited
+    keys = {item.name: item.key for p in previous if p is not None for item in p.items}
     v.items.clear()
+    if (session := object_session(v)) is not None:
+        session.flush()  # delete the old rows first: (version_id, name) is unique
     for position, item_in in enumerate(entry_in.items, start=1):
         item_data = item_in.model_dump()
         v.items.append(DataItem(
@@ -239,8 +242,8 @@ def update(session: Session, *, actor: Actor, entry_id: str, entry_in: EntryIn, 
                              subject_type="catalog_entry", subject_id=entry.id, assignee_org_id=provider.id,
                              requester_org_id=provider.id, data={"version_id": working.id, "version": number})
     else:
-        previous = display_version(session, entry) if entry.published_version_id else working
-        _fill_version(working, entry_in, previous)
+        published = display_version(session, entry) if entry.published_version_id else None
+        _fill_version(working, entry_in, published, working)
         if change_note:
             working.change_note = change_note
         working.updated_at = utcnow()

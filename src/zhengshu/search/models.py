@@ -57,6 +57,7 @@ class SearchDoc(Base):
     summary: Mapped[str] = mapped_column(Text, default="")  # shortened, for result lists
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
+
 class SearchPosting(Base):
     """One term of one document. (term, doc_ref) is the lookup path; (doc_ref, term) checks whether a
     given document has a term (the AND of a multi-word query) and finds a document's postings to delete.

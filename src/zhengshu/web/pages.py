@@ -63,7 +63,7 @@ def logout(request: Request) -> Response:
 def ticket_rows(session: DbSession, tickets: list[Ticket]) -> list[dict[str, object]]:
     org_ids = {t.assignee_org_id for t in tickets} | {t.requester_org_id for t in tickets}
     names = dict(session.execute(select(Organization.id, Organization.short_name)
-                                 .where(Organization.id.in_([i for i in org_ids if i]))).tuples().all())
+                                 .where(Organization.id.in_([i for i in org_ids if i]))).all())
     rows = []
     for t in tickets:
         machine = get_machine(t.kind)

@@ -34,6 +34,13 @@ def _thousands(value: int | float | None) -> str:
     return f"{value:,}"
 
 
+def _ticket_kind_label(kind: str) -> str:
+    from zhengshu.workflow.machine import MACHINES
+
+    machine = MACHINES.get(kind)
+    return machine.label if machine else kind
+
+
 def build_environment(override_dir: Path | None = None) -> Environment:
     loaders = []
     if override_dir is not None and override_dir.is_dir():
@@ -42,6 +49,7 @@ def build_environment(override_dir: Path | None = None) -> Environment:
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html"]))
     env.filters["date"] = _date
     env.filters["thousands"] = _thousands
+    env.globals["ticket_kind_label"] = _ticket_kind_label
     return env
 
 
