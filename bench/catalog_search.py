@@ -508,6 +508,9 @@ def build(engine: Engine, entries: list[Entry], label: str) -> float:
         service.bulk_index(session, index_docs(entries), progress=lambda n: progress.advance(task, n))
         session.commit()
         build_s = time.perf_counter() - start
+    with Session(engine) as session:
+        service.optimize(session)
+        session.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("VACUUM ANALYZE"))

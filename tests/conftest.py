@@ -55,9 +55,12 @@ def _clear(db: Database) -> None:
     dialect = db.engine.dialect.name
     with db.engine.begin() as conn:
         if dialect == "postgresql":
-            rows = conn.execute(text(
-                "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"))
+            rows = conn.execute(
+                text(
+                    "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+                )
+            )
             for trigger, table in rows.all():
                 conn.execute(text(f'DROP TRIGGER "{trigger}" ON "{table}"'))
             names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -82,8 +85,13 @@ def db(database: Database) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, secret_key="test-secret-key-0123456789abcdef", node_code="360000",
-                    node_name="江西省政务数据共享平台")
+    return Settings(
+        data_dir=tmp_path,
+        secret_key="test-secret-key-0123456789abcdef",
+        node_code="360000",
+        node_name="江西省政务数据共享平台",
+        embedded_jobs=False,
+    )
 
 
 @pytest.fixture

@@ -60,17 +60,31 @@ def build_world(db: Database) -> World:
     rng = random.Random(7)
     with db.session() as s:
         for code, name, level, parent in REGIONS:
-            org_service.upsert_region(s, actor=SYSTEM_ACTOR,
-                                      region_in=RegionIn(code=code, name=name, level=level, parent_code=parent))
+            org_service.upsert_region(
+                s, actor=SYSTEM_ACTOR, region_in=RegionIn(code=code, name=name, level=level, parent_code=parent)
+            )
         for key, (name, short, region, authority, number) in ORGS.items():
-            org = org_service.create_organization(s, actor=SYSTEM_ACTOR, org_in=OrganizationIn(
-                name=name, short_name=short, uscc=uscc(rng, region_code=region, authority="1", org_type="1"),
-                region_code=region, is_data_authority=authority, dept_number=number))
+            org = org_service.create_organization(
+                s,
+                actor=SYSTEM_ACTOR,
+                org_in=OrganizationIn(
+                    name=name,
+                    short_name=short,
+                    uscc=uscc(rng, region_code=region, authority="1", org_type="1"),
+                    region_code=region,
+                    is_data_authority=authority,
+                    dept_number=number,
+                ),
+            )
             world.orgs[key] = org.id
         for key, (username, display, org_key, roles) in USERS.items():
-            user = org_service.create_user(s, actor=SYSTEM_ACTOR, user_in=UserIn(
-                username=username, display_name=display, password=PASSWORD, org_id=world.orgs[org_key],
-                roles=roles))
+            user = org_service.create_user(
+                s,
+                actor=SYSTEM_ACTOR,
+                user_in=UserIn(
+                    username=username, display_name=display, password=PASSWORD, org_id=world.orgs[org_key], roles=roles
+                ),
+            )
             world.actors[key] = org_service.actor_for(user)
     return world
 
@@ -90,8 +104,7 @@ def entry_in(**overrides: Any) -> EntryIn:
         "items": [
             {"name": "统一社会信用代码", "column_name": "tyshxydm", "data_type": "C", "length": 18},
             {"name": "企业名称", "column_name": "qymc", "data_type": "C", "length": 200},
-            {"name": "法定代表人", "column_name": "fddbr", "data_type": "C", "length": 50,
-             "sensitivity": "一般3"},
+            {"name": "法定代表人", "column_name": "fddbr", "data_type": "C", "length": 50, "sensitivity": "一般3"},
         ],
     }
     data.update(overrides)

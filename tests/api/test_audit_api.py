@@ -14,12 +14,18 @@ from zhengshu.demo.identities import uscc
 def some_activity(client, world) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     admin = token_for(client, "admin")
     officer = token_for(client, "market_officer")
-    body = {"name": "江西省民政厅", "uscc": uscc(random.Random(5), region_code="360000", authority="1"),
-            "region_code": "360000"}
+    body = {
+        "name": "江西省民政厅",
+        "uscc": uscc(random.Random(5), region_code="360000", authority="1"),
+        "region_code": "360000",
+    }
     assert client.post("/api/v1/org/organizations", json=body, headers=admin).status_code == 201
     assert client.post("/api/v1/org/organizations", json=body, headers=officer).status_code == 403
     me = world["market_officer"].user_id
-    assert client.patch(f"/api/v1/org/users/{me}", json={"phone": "13900000000"}, headers=officer).status_code == 200
+    assert (
+        client.patch(f"/api/v1/org/users/{me}", json={"phone": "13900000000"}, headers=officer).status_code
+        == 200
+    )
     return {"admin": admin, "officer": officer}
 
 
@@ -45,11 +51,13 @@ def test_admin_searches_everything_with_filters_and_paging(client, world, db) ->
     assert failure["detail"]["error"] == "auth.forbidden"
     assert failure["via"] == "api" and failure["source_ip"]
 
-    only_tokens = client.get("/api/v1/audit/records", params={"action_prefix": "auth."},
-                             headers=headers["admin"]).json()["items"]
+    only_tokens = client.get(
+        "/api/v1/audit/records", params={"action_prefix": "auth."}, headers=headers["admin"]
+    ).json()["items"]
     assert only_tokens and {x["action"] for x in only_tokens} == {"auth.token"}
-    by_user = client.get("/api/v1/audit/records", params={"actor_username": "market_officer"},
-                         headers=headers["admin"]).json()["items"]
+    by_user = client.get(
+        "/api/v1/audit/records", params={"actor_username": "market_officer"}, headers=headers["admin"]
+    ).json()["items"]
     assert by_user and {x["actor_username"] for x in by_user} == {"market_officer"}
 
     # Backwards paging: pages follow each other without gaps or overlaps.
@@ -69,10 +77,13 @@ def test_admin_searches_everything_with_filters_and_paging(client, world, db) ->
 
 def test_non_admin_sees_only_their_own_trail(client, world) -> None:  # type: ignore[no-untyped-def]
     headers = some_activity(client, world)
-    r = client.get("/api/v1/audit/records", params={"actor_username": "admin", "limit": 200},
-                   headers=headers["officer"])
+    r = client.get(
+        "/api/v1/audit/records", params={"actor_username": "admin", "limit": 200}, headers=headers["officer"]
+    )
     assert r.status_code == 200 and r.json()["items"] == []
-    mine = client.get("/api/v1/audit/records", params={"limit": 200}, headers=headers["officer"]).json()["items"]
+    mine = client.get("/api/v1/audit/records", params={"limit": 200}, headers=headers["officer"]).json()[
+        "items"
+    ]
     assert mine and {x["actor_username"] for x in mine} == {"market_officer"}
 
 

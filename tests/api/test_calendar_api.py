@@ -49,7 +49,9 @@ def fields(response: Any) -> set[str]:
 
 def test_anonymous_is_401(client, world) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/v1/calendar/years").status_code == 401
-    assert client.get("/api/v1/calendar/working-days", params={"start": "2026-01-05", "n": 3}).status_code == 401
+    assert (
+        client.get("/api/v1/calendar/working-days", params={"start": "2026-01-05", "n": 3}).status_code == 401
+    )
 
 
 def test_years_list_shows_sources(client, world) -> None:  # type: ignore[no-untyped-def]
@@ -81,14 +83,20 @@ def test_2027_import_changes_working_days_and_provisional_flag(client, world) ->
     expected_before = clock.add_working_days(eve, 5)
     assert before_body["due_on"] == expected_before.isoformat()
 
-    refused = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=user,
-                          files={"file": ("holidays.csv", text.encode(), "text/csv")})
+    refused = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import",
+        headers=user,
+        files={"file": ("holidays.csv", text.encode(), "text/csv")},
+    )
     assert refused.status_code == 403
     assert client.get("/api/v1/calendar/working-days", params=params, headers=user).json() == before_body
 
-    imported = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=admin,
-                           data={"source": "国办发明电〔2026〕7号"},
-                           files={"file": ("holidays.csv", text.encode(), "text/csv")})
+    imported = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import",
+        headers=admin,
+        data={"source": "国办发明电〔2026〕7号"},
+        files={"file": ("holidays.csv", text.encode(), "text/csv")},
+    )
     assert imported.status_code == 200, imported.text
     body = imported.json()
     assert body["status"] == "official" and body["source"] == "国办发明电〔2026〕7号"
@@ -110,8 +118,11 @@ def test_2027_import_changes_working_days_and_provisional_flag(client, world) ->
     assert years[FUTURE]["status"] == "official"
     assert years[FUTURE]["holiday_count"] == 9 and years[FUTURE]["workday_count"] == 1
 
-    between = client.get("/api/v1/calendar/working-days/between",
-                         params={"start": eve.isoformat(), "end": saturday.isoformat()}, headers=user).json()
+    between = client.get(
+        "/api/v1/calendar/working-days/between",
+        params={"start": eve.isoformat(), "end": saturday.isoformat()},
+        headers=user,
+    ).json()
     assert between["provisional"] is False
     assert between["working_days"] == clock.working_days_between(eve, saturday)
     assert between["working_days"] >= 1
@@ -119,31 +130,46 @@ def test_2027_import_changes_working_days_and_provisional_flag(client, world) ->
 
 def test_import_errors_name_the_line_and_change_nothing(client, world) -> None:  # type: ignore[no-untyped-def]
     admin = token_for(client, "admin")
-    text = f"date,kind,name\n{FUTURE}-01-01,holiday,元旦\n{FUTURE}-13-01,holiday,春节\n{FUTURE}-02-03,maybe,春节\n"
-    r = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=admin,
-                    files={"file": ("h.csv", text.encode(), "text/csv")})
+    text = (
+        f"date,kind,name\n{FUTURE}-01-01,holiday,元旦\n"
+        f"{FUTURE}-13-01,holiday,春节\n{FUTURE}-02-03,maybe,春节\n"
+    )
+    r = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import",
+        headers=admin,
+        files={"file": ("h.csv", text.encode(), "text/csv")},
+    )
     assert r.status_code == 422
     assert fields(r) == {"line[3].date", "line[4].kind"}
     assert client.get(f"/api/v1/calendar/years/{FUTURE}", headers=admin).json()["status"] == "provisional"
 
     wrong_year = f"date,kind,name\n{FUTURE + 1}-01-01,holiday,元旦\n"
-    r = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=admin,
-                    files={"file": ("h.csv", wrong_year.encode(), "text/csv")})
+    r = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import",
+        headers=admin,
+        files={"file": ("h.csv", wrong_year.encode(), "text/csv")},
+    )
     assert r.status_code == 422 and fields(r) == {"days[0].date"}
 
     gbk = f"日期,类型,名称\n{FUTURE}-01-01,休,元旦\n".encode("gbk")
-    r = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=admin,
-                    files={"file": ("h.csv", gbk, "text/csv")})
-    assert r.status_code == 200 and r.json()["days"] == [{"date": f"{FUTURE}-01-01", "kind": "holiday",
-                                                          "name": "元旦"}]
+    r = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import", headers=admin, files={"file": ("h.csv", gbk, "text/csv")}
+    )
+    assert r.status_code == 200 and r.json()["days"] == [
+        {"date": f"{FUTURE}-01-01", "kind": "holiday", "name": "元旦"}
+    ]
 
 
 def test_put_year_export_and_round_trip(client, world) -> None:  # type: ignore[no-untyped-def]
     admin = token_for(client, "admin")
-    body = {"year": FUTURE, "source": "测试", "days": [
-        {"date": f"{FUTURE}-01-01", "kind": "holiday", "name": "元旦"},
-        {"date": f"{FUTURE}-10-01", "kind": "holiday", "name": "国庆节"},
-    ]}
+    body = {
+        "year": FUTURE,
+        "source": "测试",
+        "days": [
+            {"date": f"{FUTURE}-01-01", "kind": "holiday", "name": "元旦"},
+            {"date": f"{FUTURE}-10-01", "kind": "holiday", "name": "国庆节"},
+        ],
+    }
     mismatch = client.put(f"/api/v1/calendar/years/{FUTURE + 1}", json=body, headers=admin)
     assert mismatch.status_code == 422 and fields(mismatch) == {"year"}
     weekday_workday = {**body, "days": [{"date": f"{FUTURE}-03-03", "kind": "workday", "name": "x"}]}
@@ -158,11 +184,17 @@ def test_put_year_export_and_round_trip(client, world) -> None:  # type: ignore[
     assert exported.headers["content-type"].startswith("text/csv")
     assert f"holidays-{FUTURE}.csv" in exported.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(exported.text)))
-    assert rows == [["date", "kind", "name"], [f"{FUTURE}-01-01", "holiday", "元旦"],
-                    [f"{FUTURE}-10-01", "holiday", "国庆节"]]
+    assert rows == [
+        ["date", "kind", "name"],
+        [f"{FUTURE}-01-01", "holiday", "元旦"],
+        [f"{FUTURE}-10-01", "holiday", "国庆节"],
+    ]
     # What was exported imports back unchanged.
-    again = client.post(f"/api/v1/calendar/years/{FUTURE}/import", headers=admin,
-                        files={"file": ("h.csv", exported.content, "text/csv")})
+    again = client.post(
+        f"/api/v1/calendar/years/{FUTURE}/import",
+        headers=admin,
+        files={"file": ("h.csv", exported.content, "text/csv")},
+    )
     assert [d["date"] for d in again.json()["days"]] == [f"{FUTURE}-01-01", f"{FUTURE}-10-01"]
 
 
@@ -172,21 +204,30 @@ def test_put_and_delete_one_day(client, world) -> None:  # type: ignore[no-untyp
     day = D(FUTURE, 3, 8)
     while day.weekday() >= 5:
         day += dt.timedelta(days=1)
-    assert client.put(f"/api/v1/calendar/days/{day}", json={"kind": "holiday", "name": "测试"},
-                      headers=officer).status_code == 403
+    assert (
+        client.put(
+            f"/api/v1/calendar/days/{day}", json={"kind": "holiday", "name": "测试"}, headers=officer
+        ).status_code
+        == 403
+    )
     r = client.put(f"/api/v1/calendar/days/{day}", json={"kind": "holiday", "name": "测试"}, headers=admin)
     assert r.status_code == 200 and r.json() == {"date": day.isoformat(), "kind": "holiday", "name": "测试"}
-    answer = client.get("/api/v1/calendar/working-days", params={"start": day.isoformat(), "n": 0},
-                        headers=officer).json()
+    answer = client.get(
+        "/api/v1/calendar/working-days", params={"start": day.isoformat(), "n": 0}, headers=officer
+    ).json()
     assert answer["due_on"] != day.isoformat()  # no longer a working day
     # Editing one day of a provisional year makes it official, seeded with the provisional days.
     year = client.get(f"/api/v1/calendar/years/{FUTURE}", headers=officer).json()
-    assert year["status"] == "official" and len(year["days"]) == len(clock.provisional_schedule(FUTURE).holidays) + 1
+    assert (
+        year["status"] == "official"
+        and len(year["days"]) == len(clock.provisional_schedule(FUTURE).holidays) + 1
+    )
 
     assert client.delete(f"/api/v1/calendar/days/{day}", headers=officer).status_code == 403
     assert client.delete(f"/api/v1/calendar/days/{day}", headers=admin).status_code == 204
-    answer = client.get("/api/v1/calendar/working-days", params={"start": day.isoformat(), "n": 0},
-                        headers=officer).json()
+    answer = client.get(
+        "/api/v1/calendar/working-days", params={"start": day.isoformat(), "n": 0}, headers=officer
+    ).json()
     assert answer["due_on"] == day.isoformat()
     missing = client.delete(f"/api/v1/calendar/days/{day}", headers=admin)
     assert missing.status_code == 404 and missing.json()["code"] == "calendar.day_not_found"

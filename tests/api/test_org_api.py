@@ -53,14 +53,17 @@ def test_token_issue_and_me(client, world, db) -> None:  # type: ignore[no-untyp
 
 
 def test_wrong_password_is_401_problem_and_audited(client, world, db) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/api/v1/auth/token", json={"username": "market_officer", "password": "wrong-pass1"})
+    response = client.post(
+        "/api/v1/auth/token", json={"username": "market_officer", "password": "wrong-pass1"}
+    )
     assert response.status_code == 401
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.json()["code"] == "auth.bad_credentials"
     assert "token" not in response.json()
     with db.session() as s:
-        failures = s.scalars(select(AuditRecord).where(AuditRecord.action == "auth.token",
-                                                       AuditRecord.outcome == "failure")).all()
+        failures = s.scalars(
+            select(AuditRecord).where(AuditRecord.action == "auth.token", AuditRecord.outcome == "failure")
+        ).all()
         assert len(failures) == 1
         assert failures[0].target_id == "market_officer"
         assert failures[0].detail == {"reason": "auth.bad_credentials"}
@@ -135,8 +138,11 @@ def test_region_validation(client, world) -> None:  # type: ignore[no-untyped-de
     assert r.status_code == 422 and "code" in fields(r)
     r = client.put("/api/v1/org/regions/360199", json={"name": "x", "level": "town"}, headers=admin)
     assert r.status_code == 422 and "level" in fields(r)
-    r = client.put("/api/v1/org/regions/360199", json={"name": "x", "level": "county", "parent_code": "369900"},
-                   headers=admin)
+    r = client.put(
+        "/api/v1/org/regions/360199",
+        json={"name": "x", "level": "county", "parent_code": "369900"},
+        headers=admin,
+    )
     assert r.status_code == 422 and fields(r) == {"parent_code"}
     assert client.get("/api/v1/org/regions/360199", headers=admin).status_code == 404
 
@@ -150,13 +156,16 @@ def test_organizations_pagination_and_filters(client, world) -> None:  # type: i
     assert first.status_code == 200
     page = first.json()
     assert page["total"] == 6 and len(page["items"]) == 4 and page["next_cursor"]
-    second = client.get("/api/v1/org/organizations", params={"limit": 4, "cursor": page["next_cursor"]},
-                        headers=headers).json()
+    second = client.get(
+        "/api/v1/org/organizations", params={"limit": 4, "cursor": page["next_cursor"]}, headers=headers
+    ).json()
     assert len(second["items"]) == 2 and second["next_cursor"] is None and second["total"] is None
     ids = [o["id"] for o in page["items"] + second["items"]]
     assert sorted(ids) == sorted(world.orgs.values())
 
-    nanchang = client.get("/api/v1/org/organizations", params={"region_code": "360100"}, headers=headers).json()
+    nanchang = client.get(
+        "/api/v1/org/organizations", params={"region_code": "360100"}, headers=headers
+    ).json()
     assert {o["id"] for o in nanchang["items"]} == {world.orgs["nc_authority"], world.orgs["nc_police"]}
     q = client.get("/api/v1/org/organizations", params={"q": "数据局"}, headers=headers).json()
     assert len(q["items"]) == 3
@@ -203,15 +212,22 @@ def test_update_organization(client, world) -> None:  # type: ignore[no-untyped-
     admin = token_for(client, "admin")
     officer = token_for(client, "market_officer")
     org_id = world.orgs["hrss"]
-    assert client.patch(f"/api/v1/org/organizations/{org_id}", json={"short_name": "x"},
-                        headers=officer).status_code == 403
-    r = client.patch(f"/api/v1/org/organizations/{org_id}", json={"short_name": "人社厅", "active": False},
-                     headers=admin)
+    assert (
+        client.patch(
+            f"/api/v1/org/organizations/{org_id}", json={"short_name": "x"}, headers=officer
+        ).status_code
+        == 403
+    )
+    r = client.patch(
+        f"/api/v1/org/organizations/{org_id}", json={"short_name": "人社厅", "active": False}, headers=admin
+    )
     assert r.status_code == 200
     assert r.json()["short_name"] == "人社厅" and r.json()["active"] is False
     listed = client.get("/api/v1/org/organizations", headers=admin).json()["items"]
     assert org_id not in {o["id"] for o in listed}
-    listed = client.get("/api/v1/org/organizations", params={"include_inactive": "true"}, headers=admin).json()
+    listed = client.get(
+        "/api/v1/org/organizations", params={"include_inactive": "true"}, headers=admin
+    ).json()
     assert org_id in {o["id"] for o in listed["items"]}
     r = client.patch(f"/api/v1/org/organizations/{org_id}", json={"parent_id": org_id}, headers=admin)
     assert r.status_code == 422 and fields(r) == {"parent_id"}
@@ -221,8 +237,13 @@ def test_update_organization(client, world) -> None:  # type: ignore[no-untyped-
 
 
 def user_body(world: Any, **overrides: Any) -> dict[str, Any]:
-    body = {"username": "market_new", "display_name": "新专员", "password": "Str0ngPass!",
-            "org_id": world.orgs["market"], "roles": ["officer"]}
+    body = {
+        "username": "market_new",
+        "display_name": "新专员",
+        "password": "Str0ngPass!",
+        "org_id": world.orgs["market"],
+        "roles": ["officer"],
+    }
     body.update(overrides)
     return body
 
@@ -271,21 +292,30 @@ def test_users_are_scoped_to_the_organization(client, world) -> None:  # type: i
 
     other = world["hrss_officer"].user_id
     assert client.get(f"/api/v1/org/users/{other}", headers=officer).status_code == 404
-    assert client.patch(f"/api/v1/org/users/{other}", json={"display_name": "x"},
-                        headers=officer).status_code == 404
+    assert (
+        client.patch(f"/api/v1/org/users/{other}", json={"display_name": "x"}, headers=officer).status_code
+        == 404
+    )
 
 
 def test_self_service_and_admin_updates(client, world) -> None:  # type: ignore[no-untyped-def]
     officer = token_for(client, "market_officer")
     me = world["market_officer"].user_id
-    r = client.patch(f"/api/v1/org/users/{me}", json={"display_name": "市场监管专员甲", "phone": "13800000000"},
-                     headers=officer)
+    r = client.patch(
+        f"/api/v1/org/users/{me}",
+        json={"display_name": "市场监管专员甲", "phone": "13800000000"},
+        headers=officer,
+    )
     assert r.status_code == 200 and r.json()["display_name"] == "市场监管专员甲"
     r = client.patch(f"/api/v1/org/users/{me}", json={"roles": ["admin"]}, headers=officer)
     assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"
     colleague = world["market_user"].user_id
-    assert client.patch(f"/api/v1/org/users/{colleague}", json={"display_name": "x"},
-                        headers=officer).status_code == 403
+    assert (
+        client.patch(
+            f"/api/v1/org/users/{colleague}", json={"display_name": "x"}, headers=officer
+        ).status_code
+        == 403
+    )
 
     admin = token_for(client, "admin")
     r = client.patch(f"/api/v1/org/users/{colleague}", json={"active": False}, headers=admin)

@@ -24,10 +24,18 @@ def submitted_entry(db, world) -> tuple[str, str]:  # type: ignore[no-untyped-de
 def overdue_ticket(db, world, org_key: str) -> str:  # type: ignore[no-untyped-def]
     """A review ticket opened long ago at ``org_key``, whose due date has passed."""
     with db.session() as s:
-        ticket = workflow.open_ticket(s, actor=world["market_officer"], kind=REVIEW, title=f"逾期测试 {org_key}",
-                                      subject_type="catalog_entry", subject_id=f"old-{org_key}",
-                                      assignee_org_id=world.orgs[org_key], requester_org_id=world.orgs["market"],
-                                      state="submitted", today=dt.date(2025, 3, 3))
+        ticket = workflow.open_ticket(
+            s,
+            actor=world["market_officer"],
+            kind=REVIEW,
+            title=f"逾期测试 {org_key}",
+            subject_type="catalog_entry",
+            subject_id=f"old-{org_key}",
+            assignee_org_id=world.orgs[org_key],
+            requester_org_id=world.orgs["market"],
+            state="submitted",
+            today=dt.date(2025, 3, 3),
+        )
         return ticket.id
 
 
@@ -78,7 +86,9 @@ def test_overdue_admins_see_all_others_their_org(client, world, db) -> None:  # 
     city = overdue_ticket(db, world, "nc_authority")
     submitted_entry(db, world)  # open but not overdue
 
-    admin = client.get("/api/v1/workflow/overdue", params={"count": "true"}, headers=token_for(client, "admin"))
+    admin = client.get(
+        "/api/v1/workflow/overdue", params={"count": "true"}, headers=token_for(client, "admin")
+    )
     assert admin.status_code == 200
     assert admin.json()["total"] == 2
     assert {t["id"] for t in admin.json()["items"]} == {provincial, city}
@@ -88,12 +98,20 @@ def test_overdue_admins_see_all_others_their_org(client, world, db) -> None:  # 
     assert [t["id"] for t in reviewer["items"]] == [provincial]
     nc = client.get("/api/v1/workflow/overdue", headers=token_for(client, "nc_reviewer")).json()
     assert [t["id"] for t in nc["items"]] == [city]
-    assert client.get("/api/v1/workflow/overdue", headers=token_for(client, "hrss_officer")).json()["items"] == []
+    assert (
+        client.get("/api/v1/workflow/overdue", headers=token_for(client, "hrss_officer")).json()["items"]
+        == []
+    )
 
-    first = client.get("/api/v1/workflow/overdue", params={"limit": 1}, headers=token_for(client, "admin")).json()
+    first = client.get(
+        "/api/v1/workflow/overdue", params={"limit": 1}, headers=token_for(client, "admin")
+    ).json()
     assert len(first["items"]) == 1 and first["next_cursor"]
-    second = client.get("/api/v1/workflow/overdue", params={"limit": 1, "cursor": first["next_cursor"]},
-                        headers=token_for(client, "admin")).json()
+    second = client.get(
+        "/api/v1/workflow/overdue",
+        params={"limit": 1, "cursor": first["next_cursor"]},
+        headers=token_for(client, "admin"),
+    ).json()
     assert {first["items"][0]["id"], second["items"][0]["id"]} == {provincial, city}
 
 
@@ -107,6 +125,10 @@ def test_machines_document_states_and_transitions(client, world) -> None:  # typ
     assert states["submitted"]["handler_roles"] == ["reviewer"] and states["submitted"]["sla_days"] == 5
     assert states["published"]["final"] is True
     transitions = {t["name"]: t for t in review["transitions"]}
-    assert transitions["approve"] == {"name": "approve", "label": "审核通过并发布", "sources": ["submitted"],
-                                      "target": "published"}
+    assert transitions["approve"] == {
+        "name": "approve",
+        "label": "审核通过并发布",
+        "sources": ["submitted"],
+        "target": "published",
+    }
     assert set(transitions["submit"]["sources"]) == {"draft", "returned"}

@@ -34,7 +34,9 @@ def search_records(
     actor: CurrentActor,
     limit: Limit = 20,
     before_seq: Annotated[int | None, Query(ge=1, description="只返回序号小于此值的记录（翻页）")] = None,
-    action_prefix: Annotated[str | None, Query(max_length=100, description="事件类型前缀，如 catalog.")] = None,
+    action_prefix: Annotated[
+        str | None, Query(max_length=100, description="事件类型前缀，如 catalog.")
+    ] = None,
     actor_username: Annotated[str | None, Query(max_length=60)] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -44,8 +46,15 @@ def search_records(
     # One more than asked tells whether another page exists (the service caps a page at 200).
     fetch = min(limit + 1, audit_service.MAX_SEARCH_LIMIT)
     rows = audit_service.search(
-        session, actor=actor, action_prefix=action_prefix, actor_username=actor_username,
-        target_type=target_type, target_id=target_id, since=since, until=until, limit=fetch,
+        session,
+        actor=actor,
+        action_prefix=action_prefix,
+        actor_username=actor_username,
+        target_type=target_type,
+        target_id=target_id,
+        since=since,
+        until=until,
+        limit=fetch,
         before_seq=before_seq,
     )
     more = len(rows) > limit or (len(rows) == limit == audit_service.MAX_SEARCH_LIMIT)

@@ -86,10 +86,16 @@ def put_year(session: DbSession, actor: CurrentActor, year: Year, year_in: Holid
     return calendar_service.get_year(session, year=year)
 
 
-@router.post("/years/{year}/import", response_model=HolidayYearRead,
-             summary="上传 CSV（date,kind,name）导入某年的正式安排（管理员）")
+@router.post(
+    "/years/{year}/import",
+    response_model=HolidayYearRead,
+    summary="上传 CSV（date,kind,name）导入某年的正式安排（管理员）",
+)
 def import_year(
-    session: DbSession, actor: CurrentActor, year: Year, file: Annotated[UploadFile, File()],
+    session: DbSession,
+    actor: CurrentActor,
+    year: Year,
+    file: Annotated[UploadFile, File()],
     source: Annotated[str, Form(max_length=500, description="依据，如 国办发明电〔2026〕1号")] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Any:
@@ -110,7 +116,9 @@ def parse_upload(file: UploadFile) -> list[HolidayDayIn]:
         except UnicodeDecodeError:
             continue
         return calendar_service.parse_schedule_csv(text)
-    raise ValidationFailed("节假日CSV文件有错误", errors=[FieldError("file", "无法识别文件编码，请另存为 UTF-8 编码的 CSV")])
+    raise ValidationFailed(
+        "节假日CSV文件有错误", errors=[FieldError("file", "无法识别文件编码，请另存为 UTF-8 编码的 CSV")]
+    )
 
 
 @router.get("/years/{year}/export", summary="导出某年的安排为 CSV")
@@ -137,7 +145,8 @@ def delete_day(session: DbSession, actor: CurrentActor, date: dt.date) -> Respon
 
 @router.get("/working-days", response_model=DueRead, summary="某日之后第 n 个工作日（办理期限）")
 def working_days(
-    actor: CurrentActor, start: dt.date,
+    actor: CurrentActor,
+    start: dt.date,
     n: Annotated[int, Query(ge=0, le=3650, description="工作日数；0 表示当天或其后第一个工作日")],
 ) -> DueRead:
     _check_dates(start=start)
@@ -148,5 +157,9 @@ def working_days(
 @router.get("/working-days/between", response_model=BetweenRead, summary="两日之间的工作日数")
 def working_days_between(actor: CurrentActor, start: dt.date, end: dt.date) -> BetweenRead:
     _check_dates(start=start, end=end)
-    return BetweenRead(start=start, end=end, working_days=clock.working_days_between(start, end),
-                       provisional=_span_provisional(start, end))
+    return BetweenRead(
+        start=start,
+        end=end,
+        working_days=clock.working_days_between(start, end),
+        provisional=_span_provisional(start, end),
+    )

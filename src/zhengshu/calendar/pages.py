@@ -64,48 +64,86 @@ def _months(year_read: HolidayYearRead) -> list[dict[str, Any]]:
     return months
 
 
-def _year_page(request: Request, session: DbSession, year: int, *, form: dict[str, Any] | None = None,
-               errors: dict[str, str] | None = None, import_errors: dict[str, str] | None = None,
-               status_code: int = 200) -> Response:
+def _year_page(
+    request: Request,
+    session: DbSession,
+    year: int,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    import_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     year_read = calendar_service.get_year(session, year=year)
-    return render(request, "calendar/year.html", {
-        "year": year_read, "months": _months(year_read), "weekdays": WEEKDAYS,
-        "status_label": STATUS_LABELS[year_read.status], "status_note": STATUS_NOTES[year_read.status],
-        "status_badge": STATUS_BADGES[year_read.status], "kind_labels": KIND_LABELS,
-        "form": form or {}, "errors": errors or {}, "import_errors": import_errors or {},
-        "holiday_count": sum(1 for d in year_read.days if d.kind == "holiday"),
-        "workday_count": sum(1 for d in year_read.days if d.kind == "workday"),
-    }, status_code=status_code)
+    return render(
+        request,
+        "calendar/year.html",
+        {
+            "year": year_read,
+            "months": _months(year_read),
+            "weekdays": WEEKDAYS,
+            "status_label": STATUS_LABELS[year_read.status],
+            "status_note": STATUS_NOTES[year_read.status],
+            "status_badge": STATUS_BADGES[year_read.status],
+            "kind_labels": KIND_LABELS,
+            "form": form or {},
+            "errors": errors or {},
+            "import_errors": import_errors or {},
+            "holiday_count": sum(1 for d in year_read.days if d.kind == "holiday"),
+            "workday_count": sum(1 for d in year_read.days if d.kind == "workday"),
+        },
+        status_code=status_code,
+    )
 
 
 @router.get("/admin/calendar", response_class=HTMLResponse)
-def years_page(request: Request, session: DbSession, actor: CurrentActor, year: int | None = None) -> Response:
+def years_page(
+    request: Request, session: DbSession, actor: CurrentActor, year: int | None = None
+) -> Response:
     _ensure(actor)
     if year is not None and calendar_service.MIN_YEAR <= year <= calendar_service.MAX_YEAR:
         return redirect(f"/admin/calendar/{year}")
     years = calendar_service.list_years(session)
-    return render(request, "calendar/years.html", {
-        "years": years, "status_labels": STATUS_LABELS, "status_notes": STATUS_NOTES,
-        "status_badges": STATUS_BADGES, "this_year": clock.today().year,
-        "min_year": calendar_service.MIN_YEAR, "max_year": calendar_service.MAX_YEAR,
-    })
+    return render(
+        request,
+        "calendar/years.html",
+        {
+            "years": years,
+            "status_labels": STATUS_LABELS,
+            "status_notes": STATUS_NOTES,
+            "status_badges": STATUS_BADGES,
+            "this_year": clock.today().year,
+            "min_year": calendar_service.MIN_YEAR,
+            "max_year": calendar_service.MAX_YEAR,
+        },
+    )
 
 
 @router.get("/admin/calendar/{year}", response_class=HTMLResponse)
-def year_page(request: Request, session: DbSession, actor: CurrentActor, year: Year,
-              date: dt.date | None = None) -> Response:
+def year_page(
+    request: Request, session: DbSession, actor: CurrentActor, year: Year, date: dt.date | None = None
+) -> Response:
     _ensure(actor)
     form: dict[str, Any] = {}
     if date is not None:
         day = next((d for d in calendar_service.get_year(session, year=year).days if d.date == date), None)
-        form = {"date": date.isoformat(), "kind": day.kind if day else "holiday", "name": day.name if day else ""}
+        form = {
+            "date": date.isoformat(),
+            "kind": day.kind if day else "holiday",
+            "name": day.name if day else "",
+        }
     return _year_page(request, session, year, form=form)
 
 
 @router.post("/admin/calendar/{year}/days", dependencies=[Csrf])
 def save_day(
-    request: Request, session: DbSession, actor: CurrentActor, year: Year,
-    date: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    year: Year,
+    date: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
 ) -> Response:
     _ensure(actor)
     form = {"date": date.strip(), "kind": kind, "name": name.strip()}
@@ -116,24 +154,37 @@ def save_day(
         if isinstance(exc, ZhengshuError) and exc.status != 422:
             raise
         return _year_page(request, session, year, form=form, errors=form_errors(exc), status_code=422)
-    flash(request, f"已保存 {day.date.isoformat()}：{KIND_LABELS[day.kind]}（{day.name}）。"
-                   "相关办理期限将按新的安排重新计算。", link=f"/admin/calendar/{year}?date={day.date.isoformat()}")
+    flash(
+        request,
+        f"已保存 {day.date.isoformat()}：{KIND_LABELS[day.kind]}（{day.name}）。"
+        "相关办理期限将按新的安排重新计算。",
+        link=f"/admin/calendar/{year}?date={day.date.isoformat()}",
+    )
     return redirect(f"/admin/calendar/{year}")
 
 
 @router.post("/admin/calendar/{year}/days/{day}/delete", dependencies=[Csrf])
-def delete_day(request: Request, session: DbSession, actor: CurrentActor, year: Year, day: dt.date) -> Response:
+def delete_day(
+    request: Request, session: DbSession, actor: CurrentActor, year: Year, day: dt.date
+) -> Response:
     _ensure(actor)
     calendar_service.delete_day(session, actor=actor, day=day)
-    flash(request, f"已删除 {day.isoformat()} 的安排，该日按平常的周一至周五上班计算。",
-          link=f"/admin/calendar/{year}")
+    flash(
+        request,
+        f"已删除 {day.isoformat()} 的安排，该日按平常的周一至周五上班计算。",
+        link=f"/admin/calendar/{year}",
+    )
     return redirect(f"/admin/calendar/{year}")
 
 
 @router.post("/admin/calendar/{year}/import", dependencies=[Csrf])
 def import_year(
-    request: Request, session: DbSession, actor: CurrentActor, year: Year,
-    file: Annotated[UploadFile | None, File()] = None, source: Annotated[str, Form()] = "",
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    year: Year,
+    file: Annotated[UploadFile | None, File()] = None,
+    source: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ) -> Response:
     _ensure(actor)
@@ -147,8 +198,11 @@ def import_year(
         if isinstance(exc, ZhengshuError) and exc.status != 422:
             raise
         return _year_page(request, session, year, import_errors=form_errors(exc), status_code=422)
-    flash(request, f"已导入 {year} 年节假日安排，共 {len(row.days)} 天。相关办理期限将按新的安排重新计算。",
-          link=f"/admin/calendar/{year}")
+    flash(
+        request,
+        f"已导入 {year} 年节假日安排，共 {len(row.days)} 天。相关办理期限将按新的安排重新计算。",
+        link=f"/admin/calendar/{year}",
+    )
     return redirect(f"/admin/calendar/{year}")
 
 

@@ -23,8 +23,15 @@ class ImportResult:
     errors: list[excel.RowError] = field(default_factory=list)
 
 
-def import_workbook(session: Session, *, actor: Actor, content: bytes, valid_only: bool = False,
-                    provider_org_id: str | None = None, progress: object = None) -> ImportResult:
+def import_workbook(
+    session: Session,
+    *,
+    actor: Actor,
+    content: bytes,
+    valid_only: bool = False,
+    provider_org_id: str | None = None,
+    progress: object = None,
+) -> ImportResult:
     authz.ensure(actor, "catalog.import")
     report = excel.parse_workbook(content)
     if report.errors and not valid_only:
@@ -42,8 +49,9 @@ def import_workbook(session: Session, *, actor: Actor, content: bytes, valid_onl
         if parsed.code:
             existing = session.scalars(select(CatalogEntry).where(CatalogEntry.code == parsed.code)).first()
         if existing is not None:
-            entry = catalog_service.update(session, actor=actor, entry_id=existing.id, entry_in=entry_in,
-                                           change_note="Excel 导入更新")
+            entry = catalog_service.update(
+                session, actor=actor, entry_id=existing.id, entry_in=entry_in, change_note="Excel 导入更新"
+            )
             result.updated.append(entry.code)
         else:
             entry = catalog_service.create(session, actor=actor, entry_in=entry_in, change_note="Excel 导入")

@@ -41,9 +41,12 @@ def index_doc(entry: CatalogEntry, v: EntryVersion) -> IndexDoc:
         },
         boost=1.2 if entry.status == EntryStatus.PUBLISHED.value else 1.0,
         summary=v.summary[:300],
-        extra={"code": entry.code, "provider": entry.provider.short_name or entry.provider.name,
-               "update_cycle": v.update_cycle, "published_on": entry.published_on.isoformat()
-               if entry.published_on else None},
+        extra={
+            "code": entry.code,
+            "provider": entry.provider.short_name or entry.provider.name,
+            "update_cycle": v.update_cycle,
+            "published_on": entry.published_on.isoformat() if entry.published_on else None,
+        },
         updated_at=entry.updated_at,
     )
 
@@ -62,8 +65,15 @@ def reindex(session: Session, entry_id: str) -> None:
 
 
 def _as_kwargs(doc: IndexDoc) -> dict[str, object]:
-    return {"doc_type": doc.doc_type, "doc_id": doc.doc_id, "title": doc.title, "fields": doc.fields,
-            "facets": doc.facets, "boost": doc.boost, "extra": doc.extra}
+    return {
+        "doc_type": doc.doc_type,
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "fields": doc.fields,
+        "facets": doc.facets,
+        "boost": doc.boost,
+        "extra": doc.extra,
+    }
 
 
 @consumer("catalog.entry.changed", "search.catalog_entry")
@@ -82,8 +92,23 @@ def visibility(actor: Actor) -> ColumnElement[bool]:
     return or_(*clauses) if clauses else false()
 
 
-def search(session: Session, *, actor: Actor, q: str | None, filters: dict[str, list[str]] | None = None,
-           limit: int = 20, offset: int = 0, facets: list[str] | None = None) -> SearchResult:
-    return search_service.search(session, doc_type=DOC_TYPE, q=q, filters=filters,
-                                 facets=FACETS if facets is None else facets, limit=limit, offset=offset,
-                                 extra_where=visibility(actor))
+def search(
+    session: Session,
+    *,
+    actor: Actor,
+    q: str | None,
+    filters: dict[str, list[str]] | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    facets: list[str] | None = None,
+) -> SearchResult:
+    return search_service.search(
+        session,
+        doc_type=DOC_TYPE,
+        q=q,
+        filters=filters,
+        facets=FACETS if facets is None else facets,
+        limit=limit,
+        offset=offset,
+        extra_where=visibility(actor),
+    )

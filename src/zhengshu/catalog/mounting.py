@@ -47,8 +47,9 @@ def _entry_for_mount(session: Session, actor: Actor, entry_id: str) -> CatalogEn
     return entry
 
 
-def _check(session: Session, actor: Actor, entry: CatalogEntry, source_id: str,
-           table: TableRef) -> tuple[Any, lake_service.MountCheck]:
+def _check(
+    session: Session, actor: Actor, entry: CatalogEntry, source_id: str, table: TableRef
+) -> tuple[Any, lake_service.MountCheck]:
     description = lake_service.describe_table(session, actor=actor, source_id=source_id, table=table)
     items = catalog_service.display_version(session, entry).items
     if entry.working_version_id:
@@ -102,9 +103,14 @@ def _record_check(resource: MountedResource, description: Any, check: lake_servi
 def mount_api(session: Session, *, actor: Actor, entry_id: str, mount_in: ApiMountIn) -> MountedResource:
     entry = _entry_for_mount(session, actor, entry_id)
     resource = MountedResource(
-        entry_id=entry.id, kind="api", api_endpoint=str(mount_in.endpoint), api_method=mount_in.method,
-        api_params=[p.model_dump() for p in mount_in.params], created_by=actor.username,
-        check_ok=True, checked_at=utcnow(),
+        entry_id=entry.id,
+        kind="api",
+        api_endpoint=str(mount_in.endpoint),
+        api_method=mount_in.method,
+        api_params=[p.model_dump() for p in mount_in.params],
+        created_by=actor.username,
+        check_ok=True,
+        checked_at=utcnow(),
     )
     entry.resources.append(resource)
     session.flush()

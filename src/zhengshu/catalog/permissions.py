@@ -53,19 +53,42 @@ def _can_view(actor: Actor, entry: Any) -> bool:
     )
 
 
-authz.register("catalog.view", "查看该目录", roles=set(Role), resource="catalog_entry",
-               check=_can_view, scope=_view_scope)
-authz.register("catalog.edit", "编制或修改其他部门的目录", roles={Role.OFFICER}, resource="catalog_entry",
-               check=_own, scope=lambda a: CatalogEntry.provider_org_id == (a.org_id or ""))
+authz.register(
+    "catalog.view", "查看该目录", roles=set(Role), resource="catalog_entry", check=_can_view, scope=_view_scope
+)
+authz.register(
+    "catalog.view_draft",
+    "查看该目录未发布的版本",
+    roles=set(Role),
+    resource="catalog_entry",
+    check=lambda a, e: _own(a, e) or (Role.REVIEWER in a.roles and _reviews(a, e)),
+)
+authz.register(
+    "catalog.edit",
+    "编制或修改其他部门的目录",
+    roles={Role.OFFICER},
+    resource="catalog_entry",
+    check=_own,
+    scope=lambda a: CatalogEntry.provider_org_id == (a.org_id or ""),
+)
 authz.register("catalog.submit", "提交其他部门的目录", roles={Role.OFFICER}, resource="catalog_entry", check=_own)
-authz.register("catalog.mount", "为其他部门的目录挂接资源", roles={Role.OFFICER}, resource="catalog_entry",
-               check=_own)
-authz.register("catalog.recheck", "复核其他部门的目录", roles={Role.OFFICER}, resource="catalog_entry",
-               check=_own)
-authz.register("catalog.review", "审核该目录（不在您的审核范围内）", roles={Role.REVIEWER},
-               resource="catalog_entry", check=_reviews, scope=reviewer_region_clause)
-authz.register("catalog.withdraw", "下架该目录", roles={Role.OFFICER, Role.REVIEWER}, resource="catalog_entry",
-               check=lambda a, e: _own(a, e) or (Role.REVIEWER in a.roles and _reviews(a, e)))
+authz.register("catalog.mount", "为其他部门的目录挂接资源", roles={Role.OFFICER}, resource="catalog_entry", check=_own)
+authz.register("catalog.recheck", "复核其他部门的目录", roles={Role.OFFICER}, resource="catalog_entry", check=_own)
+authz.register(
+    "catalog.review",
+    "审核该目录（不在您的审核范围内）",
+    roles={Role.REVIEWER},
+    resource="catalog_entry",
+    check=_reviews,
+    scope=reviewer_region_clause,
+)
+authz.register(
+    "catalog.withdraw",
+    "下架该目录",
+    roles={Role.OFFICER, Role.REVIEWER},
+    resource="catalog_entry",
+    check=lambda a, e: _own(a, e) or (Role.REVIEWER in a.roles and _reviews(a, e)),
+)
 authz.register("catalog.import", "导入目录", roles={Role.OFFICER}, resource="catalog_entry")
 authz.register("catalog.duty_change", "登记职责变更", roles={Role.REVIEWER}, resource="organization")
 authz.register("catalog.stats", "查看目录统计", roles=set(Role), resource="catalog_entry")

@@ -53,10 +53,10 @@ class EntryBase(BaseModel):
     resource_format: ResourceFormat = Field(description="资源格式")
     format_detail: str = Field(default="", max_length=100, description="格式细类，如 XLSX、OFD")
     sharing_type: SharingType
-    sharing_condition: str = Field(default="", max_length=2000, validate_default=True,
-                                   description="共享条件（有条件共享必填）")
-    not_shared_basis: str = Field(default="", max_length=2000, validate_default=True,
-                                  description="不予共享的法律依据")
+    sharing_condition: str = Field(
+        default="", max_length=2000, validate_default=True, description="共享条件（有条件共享必填）"
+    )
+    not_shared_basis: str = Field(default="", max_length=2000, validate_default=True, description="不予共享的法律依据")
     sharing_way: SharingWay = SharingWay.API
     opening_type: OpeningType = OpeningType.NOT_OPEN
     opening_condition: str = Field(default="", max_length=2000, validate_default=True)

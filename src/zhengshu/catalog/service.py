@@ -32,15 +32,37 @@ from zhengshu.workflow import service as workflow
 from zhengshu.workflow.models import Ticket
 
 VERSION_FIELDS = (
-    "name", "class_code", "summary", "resource_format", "format_detail", "sharing_type", "sharing_condition",
-    "not_shared_basis", "sharing_way", "opening_type", "opening_condition", "update_cycle", "level", "tags",
-    "related_codes", "duty_basis",
+    "name",
+    "class_code",
+    "summary",
+    "resource_format",
+    "format_detail",
+    "sharing_type",
+    "sharing_condition",
+    "not_shared_basis",
+    "sharing_way",
+    "opening_type",
+    "opening_condition",
+    "update_cycle",
+    "level",
+    "tags",
+    "related_codes",
+    "duty_basis",
 )
-ITEM_FIELDS = ("name", "column_name", "data_type", "length", "description", "sharing_type", "opening_type",
-               "sensitivity")
+ITEM_FIELDS = (
+    "name",
+    "column_name",
+    "data_type",
+    "length",
+    "description",
+    "sharing_type",
+    "opening_type",
+    "sensitivity",
+)
 
 
 # ---- lookups ------------------------------------------------------------------------------------------
+
 
 def get(session: Session, *, actor: Actor, entry_id: str) -> CatalogEntry:
     entry = session.get(CatalogEntry, entry_id)
@@ -62,9 +84,11 @@ def version(session: Session, *, version_id: str | None) -> EntryVersion | None:
 
 
 def display_version(session: Session, entry: CatalogEntry) -> EntryVersion:
-    """The version a reader sees: the published one, else the working draft."""
+    """The version a reader sees: the published one, else the working draft, else (a discarded draft) the
+    latest one."""
     v = version(session, version_id=entry.published_version_id or entry.working_version_id)
-    assert v is not None, "an entry always has a version"
+    if v is None:
+        v = entry.versions[-1]
     return v
 
 
@@ -99,8 +123,7 @@ def list_query(actor: Actor, filters: EntryFilters) -> Select[tuple[CatalogEntry
     if filters.provider_org_id:
         stmt = stmt.where(CatalogEntry.provider_org_id.in_(filters.provider_org_id))
     if filters.region_code:
-        stmt = stmt.where(or_(*[CatalogEntry.region_code.startswith(r.rstrip("0") or r)
-                                for r in filters.region_code]))
+        stmt = stmt.where(or_(*[CatalogEntry.region_code.startswith(r.rstrip("0") or r) for r in filters.region_code]))
     if filters.class_code:
         stmt = stmt.where(or_(*[CatalogEntry.class_code.startswith(c) for c in filters.class_code]))
     if filters.sharing_type:
@@ -115,6 +138,7 @@ def list_query(actor: Actor, filters: EntryFilters) -> Select[tuple[CatalogEntry
 
 
 # ---- codes --------------------------------------------------------------------------------------------
+
 
 def validate_class_code(class_code: str, provider: Organization) -> str | None:
     major, item = class_code[0], class_code[1:3]
@@ -131,9 +155,7 @@ def validate_class_code(class_code: str, provider: Organization) -> str | None:
 
 def allocate_code(session: Session, *, class_code: str) -> str:
     """Next ``{分类码}/{顺序码}``; the sequence row is locked so concurrent allocations never collide."""
-    seq = session.scalars(
-        select(CodeSequence).where(CodeSequence.prefix == class_code).with_for_update()
-    ).first()
+    seq = session.scalars(select(CodeSequence).where(CodeSequence.prefix == class_code).with_for_update()).first()
     if seq is None:
         seq = CodeSequence(prefix=class_code, last_value=0)
         session.add(seq)
@@ -143,6 +165,7 @@ def allocate_code(session: Session, *, class_code: str) -> str:
 
 
 # ---- compile and edit ---------------------------------------------------------------------------------
+
 
 def _check_entry_in(session: Session, entry_in: EntryIn, provider: Organization) -> None:
     errors = ErrorCollector()
@@ -165,13 +188,15 @@ def _fill_version(v: EntryVersion, entry_in: EntryIn, *previous: EntryVersion | 
         session.flush()  # delete the old rows first: (version_id, name) is unique
     for position, item_in in enumerate(entry_in.items, start=1):
         item_data = item_in.model_dump()
-        v.items.append(DataItem(
-            id=new_id(),
-            entry_id=v.entry_id,
-            key=keys.get(item_in.name) or new_id(),
-            position=position,
-            **{f: item_data[f] for f in ITEM_FIELDS},
-        ))
+        v.items.append(
+            DataItem(
+                id=new_id(),
+                entry_id=v.entry_id,
+                key=keys.get(item_in.name) or new_id(),
+                position=position,
+                **{f: item_data[f] for f in ITEM_FIELDS},
+            )
+        )
 
 
 def _mirror(entry: CatalogEntry, v: EntryVersion) -> None:
@@ -199,17 +224,31 @@ def create(session: Session, *, actor: Actor, entry_in: EntryIn, change_note: st
         region_code=provider.region_code,
         status=EntryStatus.DRAFT.value,
     )
-    v = EntryVersion(id=new_id(), entry_id=entry.id, number=1, state="draft", created_by=actor.username,
-                     change_note=change_note or "新编目录")
+    v = EntryVersion(
+        id=new_id(),
+        entry_id=entry.id,
+        number=1,
+        state="draft",
+        created_by=actor.username,
+        change_note=change_note or "新编目录",
+    )
     _fill_version(v, entry_in, None)
     entry.versions.append(v)
     entry.working_version_id = v.id
     _mirror(entry, v)
     session.add(entry)
     session.flush()
-    workflow.open_ticket(session, actor=actor, kind=workflows.REVIEW, title=f"目录审核：{v.name}",
-                         subject_type="catalog_entry", subject_id=entry.id, assignee_org_id=provider.id,
-                         requester_org_id=provider.id, data={"version_id": v.id, "version": 1})
+    workflow.open_ticket(
+        session,
+        actor=actor,
+        kind=workflows.REVIEW,
+        title=f"目录审核：{v.name}",
+        subject_type="catalog_entry",
+        subject_id=entry.id,
+        assignee_org_id=provider.id,
+        requester_org_id=provider.id,
+        data={"version_id": v.id, "version": 1},
+    )
     emit(session, "catalog.entry.changed", entry_id=entry.id, change="created")
     return entry
 
@@ -232,15 +271,29 @@ def update(session: Session, *, actor: Actor, entry_id: str, entry_in: EntryIn, 
     if working is None:
         published = display_version(session, entry)
         number = max(v.number for v in entry.versions) + 1
-        working = EntryVersion(id=new_id(), entry_id=entry.id, number=number, state="draft",
-                               created_by=actor.username, change_note=change_note or "修订")
+        working = EntryVersion(
+            id=new_id(),
+            entry_id=entry.id,
+            number=number,
+            state="draft",
+            created_by=actor.username,
+            change_note=change_note or "修订",
+        )
         _fill_version(working, entry_in, published)
         entry.versions.append(working)
         entry.working_version_id = working.id
         session.flush()
-        workflow.open_ticket(session, actor=actor, kind=workflows.REVIEW, title=f"目录修订审核：{working.name}",
-                             subject_type="catalog_entry", subject_id=entry.id, assignee_org_id=provider.id,
-                             requester_org_id=provider.id, data={"version_id": working.id, "version": number})
+        workflow.open_ticket(
+            session,
+            actor=actor,
+            kind=workflows.REVIEW,
+            title=f"目录修订审核：{working.name}",
+            subject_type="catalog_entry",
+            subject_id=entry.id,
+            assignee_org_id=provider.id,
+            requester_org_id=provider.id,
+            data={"version_id": working.id, "version": number},
+        )
     else:
         published = display_version(session, entry) if entry.published_version_id else None
         _fill_version(working, entry_in, published, working)
@@ -256,8 +309,9 @@ def update(session: Session, *, actor: Actor, entry_id: str, entry_in: EntryIn, 
 
 
 def review_ticket(session: Session, entry: CatalogEntry) -> Ticket:
-    ticket = workflow.open_for_subject(session, kind=workflows.REVIEW, subject_type="catalog_entry",
-                                       subject_id=entry.id)
+    ticket = workflow.open_for_subject(
+        session, kind=workflows.REVIEW, subject_type="catalog_entry", subject_id=entry.id
+    )
     if ticket is None:
         raise Conflict("该目录当前没有待办的审核流程", code="catalog.no_open_review")
     return ticket
@@ -273,8 +327,9 @@ def submit(session: Session, *, actor: Actor, entry_id: str, comment: str = "") 
     if authority is None:
         raise Conflict("未找到负责审核的数据主管部门，请联系平台管理员", code="catalog.no_authority")
     ticket = review_ticket(session, entry)
-    workflow.transition(session, actor=actor, ticket=ticket, name="submit", comment=comment,
-                        assignee_org_id=authority.id)
+    workflow.transition(
+        session, actor=actor, ticket=ticket, name="submit", comment=comment, assignee_org_id=authority.id
+    )
     working.state = "submitted"
     working.submitted_at = utcnow()
     if entry.published_version_id is None:
@@ -291,8 +346,9 @@ def recall(session: Session, *, actor: Actor, entry_id: str, comment: str = "") 
     authz.ensure(actor, "catalog.submit", entry)
     working = working_version(session, entry)
     ticket = review_ticket(session, entry)
-    workflow.transition(session, actor=actor, ticket=ticket, name="recall", comment=comment,
-                        assignee_org_id=entry.provider_org_id)
+    workflow.transition(
+        session, actor=actor, ticket=ticket, name="recall", comment=comment, assignee_org_id=entry.provider_org_id
+    )
     assert working is not None
     working.state = "draft"
     if entry.published_version_id is None:
@@ -349,8 +405,9 @@ def return_for_revision(session: Session, *, actor: Actor, entry_id: str, reason
     if working is None or working.state != "submitted":
         raise Conflict("该目录没有待审核的版本", code="catalog.nothing_to_review")
     ticket = review_ticket(session, entry)
-    workflow.transition(session, actor=actor, ticket=ticket, name="return", comment=reason,
-                        assignee_org_id=entry.provider_org_id)
+    workflow.transition(
+        session, actor=actor, ticket=ticket, name="return", comment=reason, assignee_org_id=entry.provider_org_id
+    )
     working.state = "returned"
     working.decided_at = utcnow()
     working.decided_by = actor.username
@@ -412,12 +469,16 @@ def withdraw(session: Session, *, actor: Actor, entry_id: str, reason: str) -> C
 
 
 def _latest_review(session: Session, entry: CatalogEntry) -> Ticket:
-    tickets = [t for t in workflow.tickets_for_subject(session, subject_type="catalog_entry", subject_id=entry.id)
-               if t.kind == workflows.REVIEW]
+    tickets = [
+        t
+        for t in workflow.tickets_for_subject(session, subject_type="catalog_entry", subject_id=entry.id)
+        if t.kind == workflows.REVIEW
+    ]
     return tickets[-1]
 
 
 # ---- duty changes and re-checks -----------------------------------------------------------------------
+
 
 def register_duty_change(session: Session, *, actor: Actor, entry_id: str, description: str) -> Ticket:
     """A change of law or duty: the provider must update the entry within the update limit (10 working days)."""
@@ -425,9 +486,16 @@ def register_duty_change(session: Session, *, actor: Actor, entry_id: str, descr
     authz.ensure(actor, "catalog.duty_change")
     authz.ensure(actor, "catalog.review", entry)
     return workflow.open_ticket(
-        session, actor=actor, kind=workflows.DUTY_UPDATE, title=f"职责变更，需更新目录：{entry.name}",
-        subject_type="catalog_entry", subject_id=entry.id, assignee_org_id=entry.provider_org_id,
-        requester_org_id=actor.org_id, comment=description, data={"description": description},
+        session,
+        actor=actor,
+        kind=workflows.DUTY_UPDATE,
+        title=f"职责变更，需更新目录：{entry.name}",
+        subject_type="catalog_entry",
+        subject_id=entry.id,
+        assignee_org_id=entry.provider_org_id,
+        requester_org_id=actor.org_id,
+        comment=description,
+        data={"description": description},
     )
 
 
@@ -439,16 +507,17 @@ def confirm_no_change(session: Session, *, actor: Actor, ticket_id: str, comment
 
 
 def _close_duty_updates(session: Session, *, actor: Actor, entry: CatalogEntry) -> None:
-    ticket = workflow.open_for_subject(session, kind=workflows.DUTY_UPDATE, subject_type="catalog_entry",
-                                       subject_id=entry.id)
+    ticket = workflow.open_for_subject(
+        session, kind=workflows.DUTY_UPDATE, subject_type="catalog_entry", subject_id=entry.id
+    )
     if ticket is not None:
         workflow.transition(session, actor=actor, ticket=ticket, name="fulfil", comment="已提交目录修订")
 
 
-def _close_rechecks(session: Session, *, actor: Actor, entry: CatalogEntry, transition: str,
-                    comment: str = "") -> None:
-    ticket = workflow.open_for_subject(session, kind=workflows.RECHECK, subject_type="catalog_entry",
-                                       subject_id=entry.id)
+def _close_rechecks(session: Session, *, actor: Actor, entry: CatalogEntry, transition: str, comment: str = "") -> None:
+    ticket = workflow.open_for_subject(
+        session, kind=workflows.RECHECK, subject_type="catalog_entry", subject_id=entry.id
+    )
     if ticket is not None:
         workflow.transition(session, actor=actor, ticket=ticket, name=transition, comment=comment)
 
@@ -458,18 +527,28 @@ def open_due_rechecks(session: Session, *, actor: Actor, today: date | None = No
     today = today or local_today()
     horizon = date.fromordinal(today.toordinal() + lead_days)
     entries = session.scalars(
-        select(CatalogEntry).where(CatalogEntry.status == EntryStatus.PUBLISHED.value,
-                                   CatalogEntry.next_recheck_on.is_not(None),
-                                   CatalogEntry.next_recheck_on <= horizon)
+        select(CatalogEntry).where(
+            CatalogEntry.status == EntryStatus.PUBLISHED.value,
+            CatalogEntry.next_recheck_on.is_not(None),
+            CatalogEntry.next_recheck_on <= horizon,
+        )
     )
     opened = 0
     for entry in entries:
-        if workflow.open_for_subject(session, kind=workflows.RECHECK, subject_type="catalog_entry",
-                                     subject_id=entry.id):
+        if workflow.open_for_subject(
+            session, kind=workflows.RECHECK, subject_type="catalog_entry", subject_id=entry.id
+        ):
             continue
-        workflow.open_ticket(session, actor=actor, kind=workflows.RECHECK, title=f"年度复核：{entry.name}",
-                             subject_type="catalog_entry", subject_id=entry.id,
-                             assignee_org_id=entry.provider_org_id, due_on=entry.next_recheck_on)
+        workflow.open_ticket(
+            session,
+            actor=actor,
+            kind=workflows.RECHECK,
+            title=f"年度复核：{entry.name}",
+            subject_type="catalog_entry",
+            subject_id=entry.id,
+            assignee_org_id=entry.provider_org_id,
+            due_on=entry.next_recheck_on,
+        )
         opened += 1
     return opened
 
@@ -501,6 +580,7 @@ def recheck_status(entry: CatalogEntry, *, today: date | None = None) -> str:
 
 
 # ---- versions and diffs -------------------------------------------------------------------------------
+
 
 def version_content(v: EntryVersion) -> dict[str, Any]:
     content: dict[str, Any] = {f: getattr(v, f) for f in VERSION_FIELDS}
@@ -536,22 +616,44 @@ def diff_versions(old: EntryVersion, new: EntryVersion) -> VersionDiff:
     removed = [old_items[n] for n in old_items if n not in new_items]
     changed = []
     for name in new_items.keys() & old_items.keys():
-        fc = [FieldChange(f, old_items[name][f], new_items[name][f]) for f in ITEM_FIELDS
-              if old_items[name][f] != new_items[name][f]]
+        fc = [
+            FieldChange(f, old_items[name][f], new_items[name][f])
+            for f in ITEM_FIELDS
+            if old_items[name][f] != new_items[name][f]
+        ]
         if fc:
             changed.append((name, fc))
     return VersionDiff(changes, added, removed, sorted(changed))
 
 
-def get_version(session: Session, *, actor: Actor, entry_id: str, number: int) -> EntryVersion:
+# Versions never published are drafts: only the provider and its reviewers see them.
+UNPUBLISHED_STATES = frozenset({"draft", "submitted", "returned", "discarded"})
+
+
+def visible_versions(session: Session, *, actor: Actor, entry_id: str) -> list[EntryVersion]:
     entry = get(session, actor=actor, entry_id=entry_id)
-    for v in entry.versions:
+    drafts = authz.allowed(actor, "catalog.view_draft", entry)
+    return [v for v in entry.versions if drafts or v.state not in UNPUBLISHED_STATES]
+
+
+def get_version(session: Session, *, actor: Actor, entry_id: str, number: int) -> EntryVersion:
+    for v in visible_versions(session, actor=actor, entry_id=entry_id):
         if v.number == number:
             return v
     raise NotFound(f"该目录没有第 {number} 版", code="catalog.version_not_found")
 
 
+def get_working(session: Session, *, actor: Actor, entry_id: str) -> tuple[CatalogEntry, EntryVersion]:
+    """The draft or revision under review, for those who may see drafts."""
+    entry = get(session, actor=actor, entry_id=entry_id)
+    working = working_version(session, entry)
+    if working is None or not authz.allowed(actor, "catalog.view_draft", entry):
+        raise NotFound("该目录没有待审或编辑中的版本", code="catalog.no_working_version")
+    return entry, working
+
+
 # ---- statistics ---------------------------------------------------------------------------------------
+
 
 def counts_by_provider_and_status(session: Session, *, actor: Actor) -> list[tuple[str, str, str, int]]:
     authz.ensure(actor, "catalog.stats")
@@ -569,6 +671,7 @@ def status_label(status: str) -> str:
 
 
 # ---- read models --------------------------------------------------------------------------------------
+
 
 def to_read(session: Session, entry: CatalogEntry, v: EntryVersion | None = None) -> dict[str, Any]:
     """The API shape of an entry as shown (published version unless ``v`` is given)."""
@@ -596,11 +699,20 @@ def to_read(session: Session, entry: CatalogEntry, v: EntryVersion | None = None
 
 def to_summary(entry: CatalogEntry, *, summary: str = "", score: float | None = None) -> dict[str, Any]:
     return {
-        "id": entry.id, "code": entry.code, "name": entry.name, "status": entry.status,
-        "status_label": status_label(entry.status), "provider_org_id": entry.provider_org_id,
-        "provider_name": entry.provider.short_name or entry.provider.name, "region_code": entry.region_code,
-        "class_code": entry.class_code, "sharing_type": entry.sharing_type, "opening_type": entry.opening_type,
-        "update_cycle": entry.update_cycle, "published_on": entry.published_on, "summary": summary,
+        "id": entry.id,
+        "code": entry.code,
+        "name": entry.name,
+        "status": entry.status,
+        "status_label": status_label(entry.status),
+        "provider_org_id": entry.provider_org_id,
+        "provider_name": entry.provider.short_name or entry.provider.name,
+        "region_code": entry.region_code,
+        "class_code": entry.class_code,
+        "sharing_type": entry.sharing_type,
+        "opening_type": entry.opening_type,
+        "update_cycle": entry.update_cycle,
+        "published_on": entry.published_on,
+        "summary": summary,
         "score": score,
     }
 
@@ -613,6 +725,9 @@ def entries_by_ids(session: Session, ids: list[str]) -> list[CatalogEntry]:
 def history(session: Session, *, actor: Actor, entry_id: str) -> list[Any]:
     """Every ticket event about this entry (reviews, duty updates, re-checks), oldest first."""
     get(session, actor=actor, entry_id=entry_id)
-    events = [ev for t in workflow.tickets_for_subject(session, subject_type="catalog_entry", subject_id=entry_id)
-              for ev in t.events]
+    events = [
+        ev
+        for t in workflow.tickets_for_subject(session, subject_type="catalog_entry", subject_id=entry_id)
+        for ev in t.events
+    ]
     return sorted(events, key=lambda ev: ev.at)

@@ -63,15 +63,21 @@ def _fail(exc: ZhengshuError) -> None:
 
 
 def progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
 
 
 # ---- serve and demo -----------------------------------------------------------------------------------
 
+
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          upgrade: Annotated[bool, typer.Option(help="启动前执行数据库迁移")] = True) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    upgrade: Annotated[bool, typer.Option(help="启动前执行数据库迁移")] = True,
+) -> None:
     """启动网页与接口服务。"""
     import uvicorn
 
@@ -82,6 +88,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         migrate.upgrade(database)
     database.dispose()
     uvicorn.run("zhengshu.web.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
+
+
+@app.command()
+def worker(workers: int = 2) -> None:
+    """运行后台任务（事件投递、每日复核提醒等；生产环境配合 Redis 使用）。"""
+    from zhengshu.jobs import huey
+
+    _database().dispose()
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    console.print(f"后台任务已启动（{workers} 个线程）")
+    consumer.run()
 
 
 @app.command()
@@ -126,6 +143,7 @@ def demo(
 
 # ---- db -----------------------------------------------------------------------------------------------
 
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """把数据库迁移到最新版本（SQLite 与 PostgreSQL 均可）。"""
@@ -154,9 +172,14 @@ def db_current() -> None:
 
 # ---- catalog ------------------------------------------------------------------------------------------
 
+
 @catalog_app.command("import")
-def catalog_import(file: Path, as_user: AsUser, valid_only: Annotated[bool, typer.Option(
-        "--valid-only", help="文件有错误时仅导入无误的目录")] = False, as_json: JsonOut = False) -> None:
+def catalog_import(
+    file: Path,
+    as_user: AsUser,
+    valid_only: Annotated[bool, typer.Option("--valid-only", help="文件有错误时仅导入无误的目录")] = False,
+    as_json: JsonOut = False,
+) -> None:
     """从 Excel 模板导入目录（有错误时默认不导入任何目录）。"""
     from zhengshu.catalog import excel, importing
 
@@ -166,14 +189,27 @@ def catalog_import(file: Path, as_user: AsUser, valid_only: Annotated[bool, type
         with database.session() as session, progress() as bar:
             report = excel.parse_workbook(content)
             task = bar.add_task("导入目录", total=len(report.entries))
-            result = importing.import_workbook(session, actor=_actor(session, as_user), content=content,
-                                               valid_only=valid_only, progress=lambda: bar.advance(task))
+            result = importing.import_workbook(
+                session,
+                actor=_actor(session, as_user),
+                content=content,
+                valid_only=valid_only,
+                progress=lambda: bar.advance(task),
+            )
     except ZhengshuError as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps({"created": result.created, "updated": result.updated,
-                          "skipped_entries": result.skipped_entries,
-                          "errors": [e.__dict__ for e in result.errors]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "created": result.created,
+                    "updated": result.updated,
+                    "skipped_entries": result.skipped_entries,
+                    "errors": [e.__dict__ for e in result.errors],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     console.print(f"新建 {len(result.created)} 条，更新 {len(result.updated)} 条，跳过 {result.skipped_entries} 条")
     for e in result.errors:
@@ -232,6 +268,7 @@ def catalog_reindex() -> None:
 
 # ---- audit --------------------------------------------------------------------------------------------
 
+
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOut = False) -> None:
     """校验审计日志哈希链（SM3），发现篡改时以 1 退出。"""
@@ -247,8 +284,17 @@ def audit_verify(as_json: JsonOut = False) -> None:
             task = bar.add_task("校验审计记录", total=total)
             report = audit_service.verify(session, progress=lambda done, _t: bar.update(task, completed=done))
     if as_json:
-        print(json.dumps({"ok": report.ok, "checked": report.checked, "first_bad_seq": report.first_bad_seq,
-                          "reason": report.reason}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "first_bad_seq": report.first_bad_seq,
+                    "reason": report.reason,
+                },
+                ensure_ascii=False,
+            )
+        )
     elif report.ok:
         console.print(f"[green]审计日志完整[/green]：共校验 {report.checked:,} 条记录")
     else:
@@ -258,11 +304,15 @@ def audit_verify(as_json: JsonOut = False) -> None:
 
 # ---- users and organizations --------------------------------------------------------------------------
 
+
 @user_app.command("create")
-def user_create(username: str, org: Annotated[str, typer.Option(help="所属机构名称或 ID")],
-                role: Annotated[list[str], typer.Option(help="admin / reviewer / officer / user")],
-                display_name: Annotated[str, typer.Option("--name")] = "",
-                password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "") -> None:
+def user_create(
+    username: str,
+    org: Annotated[str, typer.Option(help="所属机构名称或 ID")],
+    role: Annotated[list[str], typer.Option(help="admin / reviewer / officer / user")],
+    display_name: Annotated[str, typer.Option("--name")] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
     """新建用户。"""
     from sqlalchemy import or_, select
 
@@ -274,13 +324,23 @@ def user_create(username: str, org: Annotated[str, typer.Option(help="所属机�
     database = _database()
     try:
         with database.session() as session:
-            found = session.scalars(select(Organization).where(or_(Organization.id == org, Organization.name == org))).first()
+            found = session.scalars(
+                select(Organization).where(or_(Organization.id == org, Organization.name == org))
+            ).first()
             if found is None:
                 err.print(f"[red]未找到机构 {org}[/red]")
                 raise typer.Exit(1)
-            user = org_service.create_user(session, actor=SYSTEM_ACTOR, user_in=UserIn(
-                username=username, display_name=display_name or username, password=password, org_id=found.id,
-                roles=[Role(r) for r in role]))
+            user = org_service.create_user(
+                session,
+                actor=SYSTEM_ACTOR,
+                user_in=UserIn(
+                    username=username,
+                    display_name=display_name or username,
+                    password=password,
+                    org_id=found.id,
+                    roles=[Role(r) for r in role],
+                ),
+            )
             console.print(f"已创建用户 {user.username}（{found.name}）")
     except ZhengshuError as exc:
         _fail(exc)
@@ -294,8 +354,16 @@ def user_list(as_json: JsonOut = False) -> None:
     database = _database()
     with database.session() as session:
         users = org_service.list_users(session, actor=SYSTEM_ACTOR)
-        rows = [{"username": u.username, "display_name": u.display_name, "org": u.org.name,
-                 "roles": ",".join(u.roles), "active": u.active} for u in users]
+        rows = [
+            {
+                "username": u.username,
+                "display_name": u.display_name,
+                "org": u.org.name,
+                "roles": ",".join(u.roles),
+                "active": u.active,
+            }
+            for u in users
+        ]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
         return
@@ -306,8 +374,9 @@ def user_list(as_json: JsonOut = False) -> None:
 
 
 @user_app.command("passwd")
-def user_passwd(username: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                                                     confirmation_prompt=True)]) -> None:
+def user_passwd(
+    username: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)]
+) -> None:
     """重置用户密码。"""
     from zhengshu.org import service as org_service
     from zhengshu.org.schemas import UserUpdate
@@ -329,8 +398,16 @@ def org_list(as_json: JsonOut = False) -> None:
 
     database = _database()
     with database.session() as session:
-        rows = [{"id": o.id, "name": o.name, "uscc": o.uscc, "region_code": o.region_code,
-                 "is_data_authority": o.is_data_authority} for o in org_service.list_organizations(session)]
+        rows = [
+            {
+                "id": o.id,
+                "name": o.name,
+                "uscc": o.uscc,
+                "region_code": o.region_code,
+                "is_data_authority": o.is_data_authority,
+            }
+            for o in org_service.list_organizations(session)
+        ]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
         return
@@ -341,8 +418,15 @@ def org_list(as_json: JsonOut = False) -> None:
 
 
 @org_app.command("create")
-def org_create(name: str, uscc: str, region: str, short_name: str = "", parent: str | None = None,
-               data_authority: bool = False, dept_number: str | None = None) -> None:
+def org_create(
+    name: str,
+    uscc: str,
+    region: str,
+    short_name: str = "",
+    parent: str | None = None,
+    data_authority: bool = False,
+    dept_number: str | None = None,
+) -> None:
     """新建组织机构（统一社会信用代码会被校验）。"""
     from zhengshu.org import service as org_service
     from zhengshu.org.schemas import OrganizationIn
@@ -351,9 +435,19 @@ def org_create(name: str, uscc: str, region: str, short_name: str = "", parent: 
     database = _database()
     try:
         with database.session() as session:
-            org = org_service.create_organization(session, actor=SYSTEM_ACTOR, org_in=OrganizationIn(
-                name=name, short_name=short_name, uscc=uscc, region_code=region, parent_id=parent,
-                is_data_authority=data_authority, dept_number=dept_number))
+            org = org_service.create_organization(
+                session,
+                actor=SYSTEM_ACTOR,
+                org_in=OrganizationIn(
+                    name=name,
+                    short_name=short_name,
+                    uscc=uscc,
+                    region_code=region,
+                    parent_id=parent,
+                    is_data_authority=data_authority,
+                    dept_number=dept_number,
+                ),
+            )
             console.print(f"已创建机构 {org.name}（{org.id}）")
     except ZhengshuError as exc:
         _fail(exc)
@@ -372,6 +466,7 @@ def org_load_regions(province: str = "36") -> None:
 
 # ---- calendar -----------------------------------------------------------------------------------------
 
+
 @calendar_app.command("import")
 def calendar_import(year: int, file: Path, source: str = "", note: str = "") -> None:
     """导入国务院办公厅公布的某年节假日安排（CSV：date,kind,name），并重算已设定的办理期限。"""
@@ -385,8 +480,11 @@ def calendar_import(year: int, file: Path, source: str = "", note: str = "") -> 
         with database.session() as session:
             calendar_service.load_schedules(session)
             days = calendar_service.parse_schedule_csv(file.read_text(encoding="utf-8-sig"))
-            calendar_service.import_schedule(session, actor=replace(SYSTEM_ACTOR, via="cli"), year_in=HolidayYearIn(
-                year=year, source=source, note=note, days=days))
+            calendar_service.import_schedule(
+                session,
+                actor=replace(SYSTEM_ACTOR, via="cli"),
+                year_in=HolidayYearIn(year=year, source=source, note=note, days=days),
+            )
     except ZhengshuError as exc:
         _fail(exc)
     process_pending(database.session_factory)

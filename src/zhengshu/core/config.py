@@ -13,7 +13,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZHENGSHU_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default=Path("zhengshu-data"), description="数据目录：SQLite、DuckDB 与上传文件")
-    database_url: str | None = Field(default=None, description="默认为数据目录中的 SQLite；生产用 postgresql+psycopg://…")
+    database_url: str | None = Field(
+        default=None, description="默认为数据目录中的 SQLite；生产用 postgresql+psycopg://…"
+    )
     secret_key: str = Field(default="", description="会话签名与凭据加密的主密钥；为空时在数据目录生成")
     node_code: str = Field(default="360000", description="本节点的行政区划代码")
     node_name: str = Field(default="江西省政务数据共享平台")
@@ -25,8 +27,13 @@ class Settings(BaseSettings):
     catalog_review_days: int = 5
     catalog_update_days: int = 10
     catalog_recheck_months: int = 12
-    embedded_jobs: bool = Field(default=False, description="在 serve 进程内运行后台任务（演示与单机部署）")
+    embedded_jobs: bool | None = Field(
+        default=None, description="在 serve 进程内运行后台任务；默认在未配置 Redis 时开启（演示与单机部署）"
+    )
     process_outbox_inline: bool = Field(default=True, description="请求提交后就地处理领域事件（嵌入式默认）")
+
+    def runs_embedded_jobs(self) -> bool:
+        return self.redis_url is None if self.embedded_jobs is None else self.embedded_jobs
 
     def resolved_database_url(self) -> str:
         if self.database_url:

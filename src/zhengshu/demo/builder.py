@@ -33,8 +33,16 @@ from zhengshu.workflow import service as workflow
 DEMO_PASSWORD = "Zhengshu@2026"
 
 PRINTED_USERS = [
-    "admin", "reviewer", "reviewer_360100", "officer_scjg", "officer_rst", "officer_gat", "officer_mzt",
-    "officer_sw", "officer_360100_ga", "user_scjg",
+    "admin",
+    "reviewer",
+    "reviewer_360100",
+    "officer_scjg",
+    "officer_rst",
+    "officer_gat",
+    "officer_mzt",
+    "officer_sw",
+    "officer_360100_ga",
+    "user_scjg",
 ]
 
 
@@ -56,9 +64,15 @@ def _create_orgs(session: Session) -> dict[str, Organization]:
         parent = None
         if not dept.region_code.endswith("0000") and dept.kind != "data_authority":
             parent = None
-        org = Organization(name=dept.name, short_name=dept.short_name, uscc=dept.uscc,
-                           region_code=dept.region_code, parent_id=parent,
-                           is_data_authority=dept.kind == "data_authority", dept_number=dept.number)
+        org = Organization(
+            name=dept.name,
+            short_name=dept.short_name,
+            uscc=dept.uscc,
+            region_code=dept.region_code,
+            parent_id=parent,
+            is_data_authority=dept.kind == "data_authority",
+            dept_number=dept.number,
+        )
         session.add(org)
         orgs[dept.key] = org
     session.flush()
@@ -71,8 +85,15 @@ def _create_users(session: Session, orgs: dict[str, Organization]) -> list[User]
     users: list[User] = []
 
     def add(username: str, display: str, org: Organization, roles: list[Role]) -> None:
-        users.append(User(username=username, display_name=display, password_hash=pw_hash, org_id=org.id,
-                          roles=[r.value for r in roles]))
+        users.append(
+            User(
+                username=username,
+                display_name=display,
+                password_hash=pw_hash,
+                org_id=org.id,
+                roles=[r.value for r in roles],
+            )
+        )
 
     add("admin", "平台管理员", orgs["prov.sjj"], [Role.ADMIN])
     add("reviewer", "王审核（省数据局）", orgs["prov.sjj"], [Role.REVIEWER])
@@ -98,7 +119,9 @@ def _officer_for(users_by_org: dict[str, User], org_id: str) -> User:
     return users_by_org[org_id]
 
 
-def build_demo(database: Database, *, settings: Settings, seed: int = 2026, console: Console | None = None) -> dict[str, Any]:
+def build_demo(
+    database: Database, *, settings: Settings, seed: int = 2026, console: Console | None = None
+) -> dict[str, Any]:
     console = console or Console()
     rng = random.Random(seed)
     migrate.upgrade(database)
@@ -138,11 +161,16 @@ def build_demo(database: Database, *, settings: Settings, seed: int = 2026, cons
                 published_on = today - timedelta(days=rng.randint(20, 400))
                 entry.published_on = published_on
                 entry.last_rechecked_on = published_on
-                entry.next_recheck_on = published_on.replace(year=published_on.year + 1) \
-                    if not (published_on.month == 2 and published_on.day == 29) else published_on + timedelta(days=365)
+                entry.next_recheck_on = (
+                    published_on.replace(year=published_on.year + 1)
+                    if not (published_on.month == 2 and published_on.day == 29)
+                    else published_on + timedelta(days=365)
+                )
                 state = "published"
                 if roll > 0.66:
-                    catalog_service.withdraw(session, actor=officer, entry_id=entry.id, reason="业务职能调整，该数据不再产生")
+                    catalog_service.withdraw(
+                        session, actor=officer, entry_id=entry.id, reason="业务职能调整，该数据不再产生"
+                    )
                     state = "withdrawn"
             elif roll < 0.82:
                 catalog_service.submit(session, actor=officer, entry_id=entry.id)
@@ -151,10 +179,18 @@ def build_demo(database: Database, *, settings: Settings, seed: int = 2026, cons
                 state = "submitted"
             elif roll < 0.88:
                 catalog_service.submit(session, actor=officer, entry_id=entry.id)
-                catalog_service.return_for_revision(session, actor=reviewer, entry_id=entry.id,
-                                                    reason=rng.choice(["摘要过于简略，请补充数据范围和口径",
-                                                                       "共享条件超出法律法规规定，请修改",
-                                                                       "信息项数据长度与实际不符"]))
+                catalog_service.return_for_revision(
+                    session,
+                    actor=reviewer,
+                    entry_id=entry.id,
+                    reason=rng.choice(
+                        [
+                            "摘要过于简略，请补充数据范围和口径",
+                            "共享条件超出法律法规规定，请修改",
+                            "信息项数据长度与实际不符",
+                        ]
+                    ),
+                )
                 state = "returned"
             else:
                 state = "draft"
@@ -172,15 +208,23 @@ def build_demo(database: Database, *, settings: Settings, seed: int = 2026, cons
             content = catalog_service.version_content(v)
             content["summary"] = content["summary"] + "（按最新职责补充数据口径）"
             content["update_cycle"] = rng.choice(["每日", "每周", "每月"])
-            catalog_service.update(session, actor=officer, entry_id=entry.id, entry_in=EntryIn.model_validate(content),
-                                   change_note="职责调整后修订")
+            catalog_service.update(
+                session,
+                actor=officer,
+                entry_id=entry.id,
+                entry_in=EntryIn.model_validate(content),
+                change_note="职责调整后修订",
+            )
             if rng.random() < 0.6:
                 catalog_service.submit(session, actor=officer, entry_id=entry.id, comment="请审核修订")
         provincial_reviewer = org_service.actor_for(users["reviewer"])
         for entry in [e for e in published if e.region_code == "360000" and not e.working_version_id][:6]:
             ticket = catalog_service.register_duty_change(
-                session, actor=provincial_reviewer, entry_id=entry.id,
-                description="《江西省公共数据管理办法》修订，相关数据的共享范围调整")
+                session,
+                actor=provincial_reviewer,
+                entry_id=entry.id,
+                description="《江西省公共数据管理办法》修订，相关数据的共享范围调整",
+            )
             workflow.backdate(session, ticket=ticket, entered_on=today - timedelta(days=rng.randint(3, 25)))
         for entry in rng.sample(published, min(15, len(published))):
             entry.next_recheck_on = today + timedelta(days=rng.randint(-20, 25))
@@ -193,16 +237,28 @@ def build_demo(database: Database, *, settings: Settings, seed: int = 2026, cons
         for entry_name, source_key, table in source_data.MOUNTS:
             provider = orgs[source_data.MOUNT_PROVIDERS[entry_name]]
             entry = next(e for e in entries if e.name == entry_name and e.provider_org_id == provider.id)
-            source = lake_service.register_source(session, actor=admin, data_dir=settings.data_dir,
-                                                  source_in=DataSourceIn.model_validate({
-                "name": f"{provider.short_name}前置库" if source_data.SOURCE_KINDS[source_key] in ("sqlite", "duckdb")
-                else f"{provider.short_name}文件交换区：{paths[source_key].name}",
-                "kind": source_data.SOURCE_KINDS[source_key], "owner_org_id": provider.id,
-                "options": {"path": str(paths[source_key])},
-            }))
+            source = lake_service.register_source(
+                session,
+                actor=admin,
+                data_dir=settings.data_dir,
+                source_in=DataSourceIn.model_validate(
+                    {
+                        "name": f"{provider.short_name}前置库"
+                        if source_data.SOURCE_KINDS[source_key] in ("sqlite", "duckdb")
+                        else f"{provider.short_name}文件交换区：{paths[source_key].name}",
+                        "kind": source_data.SOURCE_KINDS[source_key],
+                        "owner_org_id": provider.id,
+                        "options": {"path": str(paths[source_key])},
+                    }
+                ),
+            )
             officer = org_service.actor_for(officers[provider.id])
-            mounting.mount_table(session, actor=officer, entry_id=entry.id,
-                                 mount_in=mounting.TableMountIn(source_id=source.id, table=table, allow_problems=True))
+            mounting.mount_table(
+                session,
+                actor=officer,
+                entry_id=entry.id,
+                mount_in=mounting.TableMountIn(source_id=source.id, table=table, allow_problems=True),
+            )
         status.update("建立检索索引")
     process_pending(database.session_factory, limit=100_000)
     provisional = clock.is_provisional(date(today.year + 1, 1, 1))
@@ -210,7 +266,12 @@ def build_demo(database: Database, *, settings: Settings, seed: int = 2026, cons
         printed = []
         for username in PRINTED_USERS:
             user = session.scalars(select(User).where(User.username == username)).one()
-            printed.append({"username": user.username, "display_name": user.display_name, "org": user.org.name,
-                            "roles": "、".join(Role(r).label for r in user.roles)})
-    return {"entries": len(entries), "states": counts, "users": printed,
-            "next_year_calendar_provisional": provisional}
+            printed.append(
+                {
+                    "username": user.username,
+                    "display_name": user.display_name,
+                    "org": user.org.name,
+                    "roles": "、".join(Role(r).label for r in user.roles),
+                }
+            )
+    return {"entries": len(entries), "states": counts, "users": printed, "next_year_calendar_provisional": provisional}

@@ -70,18 +70,31 @@ def issue_token(request: Request, session: DbSession, token_in: TokenIn) -> Any:
         user = org_service.authenticate(session, username=token_in.username, password=token_in.password)
     except Unauthenticated as exc:
         audit_service.record(
-            session, actor=None, action="auth.token", target_type="user", target_id=token_in.username,
-            outcome="failure", source_ip=ip, detail={"reason": exc.code},
+            session,
+            actor=None,
+            action="auth.token",
+            target_type="user",
+            target_id=token_in.username,
+            outcome="failure",
+            source_ip=ip,
+            detail={"reason": exc.code},
         )
         # Keep the failed-login counter (the lock-out) and the audit record: the error rolls back the rest.
         session.commit()
         raise
-    raw, token = org_service.issue_token(session, user=user, name=token_in.name,
-                                         expires_days=token_in.expires_days)
+    raw, token = org_service.issue_token(
+        session, user=user, name=token_in.name, expires_days=token_in.expires_days
+    )
     actor = org_service.actor_for(user, source_ip=ip, via="api")
     request.state.actor = actor
-    audit_service.record(session, actor=actor, action="auth.token", target_type="api_token",
-                         target_id=token.id, detail={"name": token.name, "prefix": token.prefix})
+    audit_service.record(
+        session,
+        actor=actor,
+        action="auth.token",
+        target_type="api_token",
+        target_id=token.id,
+        detail={"name": token.name, "prefix": token.prefix},
+    )
     return TokenRead(token=raw, expires_at=token.expires_at)
 
 
@@ -108,9 +121,14 @@ def me(session: DbSession, actor: CurrentActor) -> Any:
         raise NotFound("当前身份不是平台用户", code="org.user_not_found")
     user = org_service.get_user(session, user_id=actor.user_id)
     return MeRead(
-        id=user.id, username=user.username, display_name=user.display_name,
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
         roles=[RoleRead(code=r, label=ROLE_LABELS[Role(r)]) for r in user.roles],
-        is_admin=actor.is_admin, phone=user.phone, email=user.email, last_login_at=user.last_login_at,
+        is_admin=actor.is_admin,
+        phone=user.phone,
+        email=user.email,
+        last_login_at=user.last_login_at,
         org=OrganizationRead.model_validate(user.org),
     )
 
@@ -145,7 +163,11 @@ class RegionBody(BaseModel):
 
 @router.get("/org/regions", response_model=Page[RegionRead], summary="行政区划（可按上级代码筛选）")
 def list_regions(
-    session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False,
+    session: DbSession,
+    actor: CurrentActor,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    count: Count = False,
     parent_code: Annotated[str | None, Query(pattern=r"^\d{6}$", description="上级行政区划代码")] = None,
     level: Annotated[str | None, Query(pattern=r"^(province|city|county)$")] = None,
     include_history: Annotated[bool, Query(description="为 true 时包含已撤销的区划")] = False,
@@ -174,19 +196,25 @@ def put_region(session: DbSession, actor: CurrentActor, code: RegionCode, body: 
 
 @router.get("/org/organizations", response_model=Page[OrganizationRead], summary="组织机构列表")
 def list_organizations(
-    session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False,
+    session: DbSession,
+    actor: CurrentActor,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    count: Count = False,
     q: Annotated[str | None, Query(description="按名称检索")] = None,
     region_code: Annotated[str | None, Query(pattern=r"^\d{6}$", description="行政区划（含下级）")] = None,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     authz.ensure(actor, "org.view")
-    orgs = org_service.list_organizations(session, region_prefix=region_prefix(region_code), q=q,
-                                          include_inactive=include_inactive)
+    orgs = org_service.list_organizations(
+        session, region_prefix=region_prefix(region_code), q=q, include_inactive=include_inactive
+    )
     return page_of(orgs, limit=limit, cursor=cursor, count=count)
 
 
-@router.post("/org/organizations", response_model=OrganizationRead, status_code=201,
-             summary="新增组织机构（管理员）")
+@router.post(
+    "/org/organizations", response_model=OrganizationRead, status_code=201, summary="新增组织机构（管理员）"
+)
 def create_organization(session: DbSession, actor: CurrentActor, org_in: OrganizationIn) -> Any:
     return org_service.create_organization(session, actor=actor, org_in=org_in)
 
@@ -197,8 +225,12 @@ def get_organization(session: DbSession, actor: CurrentActor, org_id: str) -> An
     return org_service.get_organization(session, org_id=org_id)
 
 
-@router.patch("/org/organizations/{org_id}", response_model=OrganizationRead, summary="修改组织机构（管理员）")
-def update_organization(session: DbSession, actor: CurrentActor, org_id: str, org_in: OrganizationUpdate) -> Any:
+@router.patch(
+    "/org/organizations/{org_id}", response_model=OrganizationRead, summary="修改组织机构（管理员）"
+)
+def update_organization(
+    session: DbSession, actor: CurrentActor, org_id: str, org_in: OrganizationUpdate
+) -> Any:
     return org_service.update_organization(session, actor=actor, org_id=org_id, org_in=org_in)
 
 
@@ -216,8 +248,13 @@ def _visible_user(session: DbSession, actor: Actor, user_id: str) -> Any:
 
 @router.get("/org/users", response_model=Page[UserRead], summary="用户列表（非管理员只见本单位）")
 def list_users(
-    session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False,
-    q: Annotated[str | None, Query(description="按用户名或姓名检索")] = None, org_id: str | None = None,
+    session: DbSession,
+    actor: CurrentActor,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    count: Count = False,
+    q: Annotated[str | None, Query(description="按用户名或姓名检索")] = None,
+    org_id: str | None = None,
 ) -> dict[str, Any]:
     users = org_service.list_users(session, actor=actor, org_id=org_id, q=q)
     return page_of(users, limit=limit, cursor=cursor, count=count)
@@ -233,8 +270,11 @@ def get_user(session: DbSession, actor: CurrentActor, user_id: str) -> Any:
     return _visible_user(session, actor, user_id)
 
 
-@router.patch("/org/users/{user_id}", response_model=UserRead,
-              summary="修改用户（管理员；本人可改姓名、口令、电话、邮箱）")
+@router.patch(
+    "/org/users/{user_id}",
+    response_model=UserRead,
+    summary="修改用户（管理员；本人可改姓名、口令、电话、邮箱）",
+)
 def update_user(session: DbSession, actor: CurrentActor, user_id: str, user_in: UserUpdate) -> Any:
     _visible_user(session, actor, user_id)
     return org_service.update_user(session, actor=actor, user_id=user_id, user_in=user_in)

@@ -25,6 +25,7 @@ LOCK_MINUTES = 15
 
 # ---- actors -------------------------------------------------------------------------------------------
 
+
 def actor_for(user: User, *, source_ip: str | None = None, via: str = "web") -> Actor:
     return Actor(
         user_id=user.id,
@@ -91,6 +92,7 @@ def user_for_token(session: Session, *, raw_token: str) -> User:
 
 # ---- regions ------------------------------------------------------------------------------------------
 
+
 def list_regions(session: Session, *, parent_code: str | None = None, current_only: bool = True) -> list[Region]:
     stmt = select(Region).order_by(Region.code)
     if parent_code:
@@ -133,6 +135,7 @@ def region_covers(authority_region: str, region: str) -> bool:
 
 # ---- organizations ------------------------------------------------------------------------------------
 
+
 def validate_uscc(value: str) -> str | None:
     """Return a Chinese error message, or None when the code is valid."""
     try:
@@ -144,8 +147,9 @@ def validate_uscc(value: str) -> str | None:
     return None
 
 
-def list_organizations(session: Session, *, region_prefix: str | None = None, q: str | None = None,
-                       include_inactive: bool = False) -> list[Organization]:
+def list_organizations(
+    session: Session, *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
+) -> list[Organization]:
     stmt = select(Organization).order_by(Organization.region_code, Organization.name)
     if region_prefix:
         stmt = stmt.where(Organization.region_code.startswith(region_prefix))
@@ -170,9 +174,11 @@ def data_authority_for(session: Session, *, region_code: str) -> Organization | 
     candidates = [region_code] if region_code.endswith("0000") else [city, province]
     for code in candidates:
         org = session.scalars(
-            select(Organization).where(Organization.region_code == code,
-                                       Organization.is_data_authority.is_(True),
-                                       Organization.active.is_(True))
+            select(Organization).where(
+                Organization.region_code == code,
+                Organization.is_data_authority.is_(True),
+                Organization.active.is_(True),
+            )
         ).first()
         if org is not None:
             return org
@@ -214,6 +220,7 @@ def update_organization(session: Session, *, actor: Actor, org_id: str, org_in: 
 
 
 # ---- users --------------------------------------------------------------------------------------------
+
 
 def list_users(session: Session, *, actor: Actor, org_id: str | None = None, q: str | None = None) -> list[User]:
     stmt = select(User).order_by(User.username)
@@ -280,7 +287,7 @@ def update_user(session: Session, *, actor: Actor, user_id: str, user_in: UserUp
     if not self_service:
         authz.ensure(actor, "org.manage")
     errors = ErrorCollector()
-    if "password" in changes and changes["password"]:
+    if changes.get("password"):
         from zhengshu.security.passwords import check_password_strength
 
         for message in check_password_strength(changes["password"]):

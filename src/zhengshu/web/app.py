@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             calendar_service.load_schedules(session)
         refresher = asyncio.create_task(_refresh_calendar(database))
         consumer = None
-        if settings.embedded_jobs:
+        if settings.runs_embedded_jobs():
             from zhengshu.jobs import start_embedded
 
             consumer = start_embedded()

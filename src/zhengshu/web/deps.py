@@ -54,10 +54,15 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
         if audited:
             action, target_type, target_id = _audit_action(request)
-            audit_service.record(session, actor=getattr(request.state, "actor", None), action=action,
-                                 target_type=target_type, target_id=target_id,
-                                 source_ip=client_ip(request),
-                                 detail={"method": request.method, "path": request.url.path})
+            audit_service.record(
+                session,
+                actor=getattr(request.state, "actor", None),
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                source_ip=client_ip(request),
+                detail={"method": request.method, "path": request.url.path},
+            )
         session.commit()
     except BaseException as exc:
         session.rollback()
@@ -74,10 +79,16 @@ def _audit_failure(database: Database, request: Request, exc: BaseException) -> 
     action, target_type, target_id = _audit_action(request)
     code = exc.code if isinstance(exc, ZhengshuError) else type(exc).__name__
     with database.session() as s:
-        audit_service.record(s, actor=getattr(request.state, "actor", None), action=action,
-                             target_type=target_type, target_id=target_id, outcome="failure",
-                             source_ip=client_ip(request),
-                             detail={"method": request.method, "path": request.url.path, "error": code})
+        audit_service.record(
+            s,
+            actor=getattr(request.state, "actor", None),
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            outcome="failure",
+            source_ip=client_ip(request),
+            detail={"method": request.method, "path": request.url.path, "error": code},
+        )
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
@@ -120,6 +131,7 @@ OptionalActor = Annotated[Actor | None, Depends(optional_actor)]
 
 
 # ---- CSRF for form posts (the API uses bearer tokens, which browsers never send on their own) -------------
+
 
 def csrf_token(request: Request) -> str:
     token = request.session.get("csrf")

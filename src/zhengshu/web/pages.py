@@ -35,17 +35,34 @@ def login_page(request: Request, actor: OptionalActor, next: str | None = None) 
 
 
 @router.post("/login", dependencies=[Csrf])
-def login(request: Request, session: DbSession, username: Annotated[str, Form()],
-          password: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+def login(
+    request: Request,
+    session: DbSession,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
     from zhengshu.audit import service as audit_service
 
     try:
         user = org_service.authenticate(session, username=username, password=password)
     except Unauthenticated as exc:
-        audit_service.record(session, actor=None, action="auth.login", target_type="user", target_id=username,
-                             outcome="failure", source_ip=client_ip(request), detail={"reason": exc.code})
-        return render(request, "login.html", {"error": exc.detail, "username": username,
-                                              "next": _safe_next(next)}, status_code=401)
+        audit_service.record(
+            session,
+            actor=None,
+            action="auth.login",
+            target_type="user",
+            target_id=username,
+            outcome="failure",
+            source_ip=client_ip(request),
+            detail={"reason": exc.code},
+        )
+        return render(
+            request,
+            "login.html",
+            {"error": exc.detail, "username": username, "next": _safe_next(next)},
+            status_code=401,
+        )
     request.session.clear()
     request.session["user_id"] = user.id
     request.session["pw"] = user.password_hash[-16:]  # a password change ends other sessions
@@ -62,19 +79,24 @@ def logout(request: Request) -> Response:
 
 def ticket_rows(session: DbSession, tickets: list[Ticket]) -> list[dict[str, object]]:
     org_ids = {t.assignee_org_id for t in tickets} | {t.requester_org_id for t in tickets}
-    names = dict(session.execute(select(Organization.id, Organization.short_name)
-                                 .where(Organization.id.in_([i for i in org_ids if i]))).all())
+    names = dict(
+        session.execute(
+            select(Organization.id, Organization.short_name).where(Organization.id.in_([i for i in org_ids if i]))
+        ).all()
+    )
     rows = []
     for t in tickets:
         machine = get_machine(t.kind)
-        rows.append({
-            "ticket": t,
-            "kind_label": machine.label,
-            "state_label": machine.state(t.state).label,
-            "link": machine.link(t.subject_type, t.subject_id) if machine.link else f"/tickets/{t.id}",
-            "assignee": names.get(t.assignee_org_id or "", ""),
-            "requester": names.get(t.requester_org_id or "", ""),
-        })
+        rows.append(
+            {
+                "ticket": t,
+                "kind_label": machine.label,
+                "state_label": machine.state(t.state).label,
+                "link": machine.link(t.subject_type, t.subject_id) if machine.link else f"/tickets/{t.id}",
+                "assignee": names.get(t.assignee_org_id or "", ""),
+                "requester": names.get(t.requester_org_id or "", ""),
+            }
+        )
     return rows
 
 
@@ -89,34 +111,45 @@ def home(request: Request, session: DbSession, actor: CurrentActor) -> Response:
     top = sorted(by_org.items(), key=lambda kv: -sum(kv[1].values()))[:15]
     chart = {
         "orgs": [name for name, _ in top][::-1],
-        "series": [{"name": ENTRY_STATUS_LABELS[s], "data": [c.get(s, 0) for _, c in top][::-1]}
-                   for s in ENTRY_STATUS_LABELS],
+        "series": [
+            {"name": ENTRY_STATUS_LABELS[s], "data": [c.get(s, 0) for _, c in top][::-1]} for s in ENTRY_STATUS_LABELS
+        ],
     }
     todo_count = session.scalar(select(func.count()).select_from(workflow.todo_query(actor).subquery())) or 0
-    overdue_count = session.scalar(
-        select(func.count()).select_from(workflow.overdue_query(
-            org_id=None if actor.is_admin else actor.org_id).subquery())) or 0
-    return render(request, "home.html", {
-        "by_status": by_status, "status_labels": ENTRY_STATUS_LABELS, "chart": chart,
-        "todo_count": todo_count, "overdue_count": overdue_count,
-        "total": sum(by_status.values()),
-    })
+    overdue_count = (
+        session.scalar(
+            select(func.count()).select_from(
+                workflow.overdue_query(org_id=None if actor.is_admin else actor.org_id).subquery()
+            )
+        )
+        or 0
+    )
+    return render(
+        request,
+        "home.html",
+        {
+            "by_status": by_status,
+            "status_labels": ENTRY_STATUS_LABELS,
+            "chart": chart,
+            "todo_count": todo_count,
+            "overdue_count": overdue_count,
+            "total": sum(by_status.values()),
+        },
+    )
 
 
 @router.get("/todo", response_class=HTMLResponse)
 def todo_page(request: Request, session: DbSession, actor: CurrentActor) -> Response:
     mine = workflow.todo(session, actor=actor)
     overdue = workflow.overdue(session, org_id=None if actor.is_admin else actor.org_id)
-    return render(request, "todo.html", {"rows": ticket_rows(session, mine),
-                                         "overdue": ticket_rows(session, overdue)})
+    return render(request, "todo.html", {"rows": ticket_rows(session, mine), "overdue": ticket_rows(session, overdue)})
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(request: Request, session: DbSession, actor: CurrentActor, ticket_id: str) -> Response:
     ticket = workflow.get_visible(session, actor=actor, ticket_id=ticket_id)
     row = ticket_rows(session, [ticket])[0]
-    return render(request, "ticket.html", {"row": row, "ticket": ticket,
-                                           "machine": get_machine(ticket.kind)})
+    return render(request, "ticket.html", {"row": row, "ticket": ticket, "machine": get_machine(ticket.kind)})
 
 
 __all__ = ["flash", "router"]

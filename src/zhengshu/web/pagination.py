@@ -44,8 +44,9 @@ def decode_cursor(cursor: str | None) -> int:
     return offset
 
 
-def paginate(session: Session, stmt: Select[Any], *, limit: int, cursor: str | None,
-             count: bool) -> tuple[list[Any], str | None, int | None]:
+def paginate(
+    session: Session, stmt: Select[Any], *, limit: int, cursor: str | None, count: bool
+) -> tuple[list[Any], str | None, int | None]:
     offset = decode_cursor(cursor)
     rows = list(session.scalars(stmt.offset(offset).limit(limit + 1)))
     next_cursor = encode_cursor(offset + limit) if len(rows) > limit else None

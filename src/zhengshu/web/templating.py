@@ -53,8 +53,9 @@ def build_environment(override_dir: Path | None = None) -> Environment:
     return env
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *,
-           status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
     env: Environment = request.app.state.templates
     from zhengshu.web.deps import csrf_token
 

@@ -84,26 +84,47 @@ def to_read(ticket: Ticket, *, today: date | None = None) -> dict[str, Any]:
     machine = get_machine(ticket.kind)
     today = today or local_today()
     return {
-        "id": ticket.id, "kind": ticket.kind, "kind_label": machine.label, "title": ticket.title,
-        "subject_type": ticket.subject_type, "subject_id": ticket.subject_id, "state": ticket.state,
-        "state_label": machine.state(ticket.state).label, "requester_org_id": ticket.requester_org_id,
-        "assignee_org_id": ticket.assignee_org_id, "opened_by": ticket.opened_by,
-        "state_entered_on": ticket.state_entered_on, "sla_days": ticket.sla_days, "due_on": ticket.due_on,
+        "id": ticket.id,
+        "kind": ticket.kind,
+        "kind_label": machine.label,
+        "title": ticket.title,
+        "subject_type": ticket.subject_type,
+        "subject_id": ticket.subject_id,
+        "state": ticket.state,
+        "state_label": machine.state(ticket.state).label,
+        "requester_org_id": ticket.requester_org_id,
+        "assignee_org_id": ticket.assignee_org_id,
+        "opened_by": ticket.opened_by,
+        "state_entered_on": ticket.state_entered_on,
+        "sla_days": ticket.sla_days,
+        "due_on": ticket.due_on,
         "due_provisional": ticket.due_provisional,
         "overdue": ticket.closed_at is None and ticket.due_on is not None and ticket.due_on < today,
-        "closed_at": ticket.closed_at, "created_at": ticket.created_at,
+        "closed_at": ticket.closed_at,
+        "created_at": ticket.created_at,
         "link": machine.link(ticket.subject_type, ticket.subject_id) if machine.link else None,
     }
 
 
 def machine_read(machine: Machine) -> MachineRead:
     return MachineRead(
-        kind=machine.kind, label=machine.label, initial=machine.initial,
-        states=[StateRead(name=s.name, label=s.label, handler_roles=sorted(r.value for r in s.handler_roles),
-                          sla_days=s.sla_days() if s.sla_days else None, final=s.final)
-                for s in machine.states.values()],
-        transitions=[TransitionRead(name=t.name, label=t.label, sources=sorted(t.sources), target=t.target)
-                     for t in machine.transitions.values()],
+        kind=machine.kind,
+        label=machine.label,
+        initial=machine.initial,
+        states=[
+            StateRead(
+                name=s.name,
+                label=s.label,
+                handler_roles=sorted(r.value for r in s.handler_roles),
+                sla_days=s.sla_days() if s.sla_days else None,
+                final=s.final,
+            )
+            for s in machine.states.values()
+        ],
+        transitions=[
+            TransitionRead(name=t.name, label=t.label, sources=sorted(t.sources), target=t.target)
+            for t in machine.transitions.values()
+        ],
     )
 
 
@@ -111,12 +132,15 @@ def machine_read(machine: Machine) -> MachineRead:
 def todo(
     session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False
 ) -> dict[str, Any]:
-    rows, next_cursor, total = paginate(session, workflow.todo_query(actor), limit=limit, cursor=cursor,
-                                        count=count)
+    rows, next_cursor, total = paginate(
+        session, workflow.todo_query(actor), limit=limit, cursor=cursor, count=count
+    )
     return {"items": [to_read(t) for t in rows], "next_cursor": next_cursor, "total": total}
 
 
-@router.get("/overdue", response_model=Page[TicketRead], summary="逾期事项（管理员为全部，其他人为本单位承办的）")
+@router.get(
+    "/overdue", response_model=Page[TicketRead], summary="逾期事项（管理员为全部，其他人为本单位承办的）"
+)
 def overdue(
     session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False
 ) -> dict[str, Any]:

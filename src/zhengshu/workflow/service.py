@@ -23,8 +23,17 @@ from zhengshu.workflow.machine import Machine, get_machine
 from zhengshu.workflow.models import Ticket, TicketEvent
 
 
-def _event(ticket: Ticket, actor: Actor, action: str, label: str, *, from_state: str | None,
-           to_state: str | None, comment: str = "", data: dict[str, Any] | None = None) -> TicketEvent:
+def _event(
+    ticket: Ticket,
+    actor: Actor,
+    action: str,
+    label: str,
+    *,
+    from_state: str | None,
+    to_state: str | None,
+    comment: str = "",
+    data: dict[str, Any] | None = None,
+) -> TicketEvent:
     ev = TicketEvent(
         actor_user_id=actor.user_id,
         actor_name=actor.display_name,
@@ -136,8 +145,15 @@ def transition(
     _enter_state(ticket, machine, t.target, today=today)
     _event(ticket, actor, name, t.label, from_state=from_state, to_state=t.target, comment=comment, data=data)
     session.flush()
-    emit(session, "ticket.transitioned", ticket_id=ticket.id, kind=ticket.kind, transition=name,
-         from_state=from_state, to_state=t.target)
+    emit(
+        session,
+        "ticket.transitioned",
+        ticket_id=ticket.id,
+        kind=ticket.kind,
+        transition=name,
+        from_state=from_state,
+        to_state=t.target,
+    )
     return ticket
 
 
@@ -157,17 +173,24 @@ def get(session: Session, *, ticket_id: str) -> Ticket:
 def open_for_subject(session: Session, *, kind: str, subject_type: str, subject_id: str) -> Ticket | None:
     return session.scalars(
         select(Ticket)
-        .where(Ticket.kind == kind, Ticket.subject_type == subject_type, Ticket.subject_id == subject_id,
-               Ticket.closed_at.is_(None))
+        .where(
+            Ticket.kind == kind,
+            Ticket.subject_type == subject_type,
+            Ticket.subject_id == subject_id,
+            Ticket.closed_at.is_(None),
+        )
         .order_by(Ticket.created_at.desc())
     ).first()
 
 
 def tickets_for_subject(session: Session, *, subject_type: str, subject_id: str) -> list[Ticket]:
-    return list(session.scalars(
-        select(Ticket).where(Ticket.subject_type == subject_type, Ticket.subject_id == subject_id)
-        .order_by(Ticket.created_at)
-    ))
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.subject_type == subject_type, Ticket.subject_id == subject_id)
+            .order_by(Ticket.created_at)
+        )
+    )
 
 
 def _handled_by(actor: Actor) -> ColumnElement[bool]:
@@ -176,8 +199,7 @@ def _handled_by(actor: Actor) -> ColumnElement[bool]:
 
     clauses: list[ColumnElement[bool]] = []
     for machine in MACHINES.values():
-        states = [s.name for s in machine.states.values()
-                  if not s.final and actor.roles.intersection(s.handler_roles)]
+        states = [s.name for s in machine.states.values() if not s.final and actor.roles.intersection(s.handler_roles)]
         if states:
             clauses.append(and_(Ticket.kind == machine.kind, Ticket.state.in_(states)))
     if not clauses or actor.org_id is None:
@@ -196,8 +218,9 @@ def todo(session: Session, *, actor: Actor, kinds: list[str] | None = None, limi
     return list(session.scalars(todo_query(actor, kinds=kinds).limit(limit)))
 
 
-def overdue_query(*, as_of: date | None = None, org_id: str | None = None,
-                  kinds: list[str] | None = None) -> Select[tuple[Ticket]]:
+def overdue_query(
+    *, as_of: date | None = None, org_id: str | None = None, kinds: list[str] | None = None
+) -> Select[tuple[Ticket]]:
     today = as_of or local_today()
     stmt = select(Ticket).where(Ticket.closed_at.is_(None), Ticket.due_on.is_not(None), Ticket.due_on < today)
     if org_id:
@@ -207,17 +230,21 @@ def overdue_query(*, as_of: date | None = None, org_id: str | None = None,
     return stmt.order_by(Ticket.due_on)
 
 
-def overdue(session: Session, *, as_of: date | None = None, org_id: str | None = None,
-            kinds: list[str] | None = None, limit: int = 500) -> list[Ticket]:
+def overdue(
+    session: Session,
+    *,
+    as_of: date | None = None,
+    org_id: str | None = None,
+    kinds: list[str] | None = None,
+    limit: int = 500,
+) -> list[Ticket]:
     return list(session.scalars(overdue_query(as_of=as_of, org_id=org_id, kinds=kinds).limit(limit)))
 
 
 def recompute_due_dates(session: Session, *, year: int, actor: Actor) -> int:
     """Recompute open due dates touching ``year`` after its schedule changed; each change is in the history."""
     changed = 0
-    open_tickets = session.scalars(
-        select(Ticket).where(Ticket.closed_at.is_(None), Ticket.sla_days.is_not(None))
-    )
+    open_tickets = session.scalars(select(Ticket).where(Ticket.closed_at.is_(None), Ticket.sla_days.is_not(None)))
     for ticket in open_tickets:
         if ticket.due_on is None or not (ticket.state_entered_on.year <= year <= ticket.due_on.year + 1):
             continue
@@ -225,9 +252,19 @@ def recompute_due_dates(session: Session, *, year: int, actor: Actor) -> int:
         _apply_due(ticket)
         if (ticket.due_on, ticket.due_provisional) != (old_due, old_prov):
             changed += 1
-            _event(ticket, actor, "due_recomputed", "重算期限", from_state=ticket.state, to_state=ticket.state,
-                   comment=f"{year}年节假日安排更新，办理期限由 {old_due} 调整为 {ticket.due_on}",
-                   data={"old_due_on": old_due.isoformat(), "new_due_on": ticket.due_on.isoformat() if ticket.due_on else None})
+            _event(
+                ticket,
+                actor,
+                "due_recomputed",
+                "重算期限",
+                from_state=ticket.state,
+                to_state=ticket.state,
+                comment=f"{year}年节假日安排更新，办理期限由 {old_due} 调整为 {ticket.due_on}",
+                data={
+                    "old_due_on": old_due.isoformat(),
+                    "new_due_on": ticket.due_on.isoformat() if ticket.due_on else None,
+                },
+            )
     session.flush()
     return changed
 
@@ -240,8 +277,9 @@ def _on_schedule_changed(session: Session, event: OutboxEvent) -> None:
 
 
 def visible(actor: Actor, ticket: Ticket) -> bool:
-    return actor.is_admin or (actor.org_id is not None
-                              and actor.org_id in (ticket.assignee_org_id, ticket.requester_org_id))
+    return actor.is_admin or (
+        actor.org_id is not None and actor.org_id in (ticket.assignee_org_id, ticket.requester_org_id)
+    )
 
 
 def get_visible(session: Session, *, actor: Actor, ticket_id: str) -> Ticket:
