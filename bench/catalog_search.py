@@ -466,9 +466,7 @@ def like_search(session: Session, query: Query) -> list[Any]:
             conds.append(or_(*[e.c[col].like(f"{v}%") for v in values]))
         else:
             conds.append(e.c[col].in_(values))
-    stmt = (
-        select(e.c.id, e.c.name).distinct().select_from(e.join(i, i.c.entry_id == e.c.id)).where(and_(*conds))
-    )
+    stmt = select(e.c.id, e.c.name).distinct().select_from(e.join(i, i.c.entry_id == e.c.id)).where(and_(*conds))
     return session.execute(stmt.limit(20)).all()
 
 
@@ -528,9 +526,7 @@ def run_queries(engine: Engine, queries: list[Query], label: str) -> dict[str, f
     with Session(engine) as session:
 
         def one(query: Query) -> service.SearchResult:
-            return service.search(
-                session, doc_type=DOC_TYPE, q=query.q, filters=query.filters, facets=facets, limit=20
-            )
+            return service.search(session, doc_type=DOC_TYPE, q=query.q, filters=query.filters, facets=facets, limit=20)
 
         for query in queries:  # warm the caches once
             one(query)
@@ -584,9 +580,7 @@ def sqlite_engine(path: Path) -> Engine:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-pg", action="store_true")

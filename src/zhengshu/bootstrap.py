@@ -12,6 +12,7 @@ FEATURE_MODULES = (
     "zhengshu.catalog.indexing",
     "zhengshu.lake.service",
     "zhengshu.calendar.service",
+    "zhengshu.audit.permissions",
 )
 
 

@@ -45,7 +45,8 @@ def process_outbox() -> int:
     return process_pending(_database().session_factory)
 
 
-@huey.periodic_task(crontab(minute="10", hour="1"), name="catalog.open_due_rechecks")
+# huey reads crontabs in UTC: 17:10 UTC is 01:10 in Beijing.
+@huey.periodic_task(crontab(minute="10", hour="17"), name="catalog.open_due_rechecks")
 def open_due_rechecks() -> int:
     """Daily: open the annual re-check tickets falling due within 30 days."""
     from zhengshu.catalog import service as catalog_service

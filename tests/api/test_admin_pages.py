@@ -450,3 +450,23 @@ def test_sources_register_upload_test_and_describe(browser) -> None:  # type: ig
 
     deleted = officer.post(f"{source_url}/delete")
     assert "已删除数据源：企业登记文件" in flash_after(officer, deleted)
+
+
+def test_audit_log_page_lists_records_and_verifies_chain(client, world) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import PASSWORD
+
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token},
+                           follow_redirects=False)
+    assert response.status_code == 303
+    listing = client.get("/admin/audit?action=auth")
+    assert listing.status_code == 200
+    assert "auth.login" in listing.text
+    # login starts a fresh session, hence a fresh CSRF token
+    token = listing.text.split('name="csrf_token" value="')[1].split('"')[0]
+    verified = client.post("/admin/audit/verify", data={"csrf_token": token})
+    assert verified.status_code == 200
+    assert "审计日志完整" in verified.text
+    refused = client.post("/admin/audit/verify", data={})
+    assert refused.status_code == 403

@@ -57,8 +57,9 @@ def create(client: TestClient, headers: dict[str, str], **overrides: Any) -> dic
     return r.json()
 
 
-def act(client: TestClient, headers: dict[str, str], entry_id: str, verb: str, status: int = 200,
-        **payload: Any) -> dict[str, Any]:
+def act(
+    client: TestClient, headers: dict[str, str], entry_id: str, verb: str, status: int = 200, **payload: Any
+) -> dict[str, Any]:
     r = client.post(f"{API}/entries/{entry_id}/{verb}", json=payload or None, headers=headers)
     assert r.status_code == status, r.text
     return r.json()
@@ -75,8 +76,10 @@ def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
 
 def counts(db: Database) -> tuple[int, int, int, int]:
     with db.session() as s:
-        return tuple(s.scalar(select(func.count()).select_from(m)) or 0  # type: ignore[return-value]
-                     for m in (CatalogEntry, EntryVersion, DataItem, Ticket))
+        return tuple(
+            s.scalar(select(func.count()).select_from(m)) or 0  # type: ignore[return-value]
+            for m in (CatalogEntry, EntryVersion, DataItem, Ticket)
+        )
 
 
 # ---- authentication -------------------------------------------------------------------------------------
@@ -84,9 +87,14 @@ def counts(db: Database) -> tuple[int, int, int, int]:
 
 def test_anonymous_requests_get_401(client: TestClient, db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
-    for method, path in [("get", f"{API}/entries"), ("get", f"{API}/entries/{entry_id}"),
-                         ("get", f"{API}/search?q=企业"), ("post", f"{API}/entries"),
-                         ("post", f"{API}/entries/{entry_id}/withdraw"), ("get", f"{API}/export")]:
+    for method, path in [
+        ("get", f"{API}/entries"),
+        ("get", f"{API}/entries/{entry_id}"),
+        ("get", f"{API}/search?q=企业"),
+        ("post", f"{API}/entries"),
+        ("post", f"{API}/entries/{entry_id}/withdraw"),
+        ("get", f"{API}/export"),
+    ]:
         r = client.request(method, path, json={} if method == "post" else None)
         assert_problem(r, 401, "auth.unauthenticated")
     r = client.get(f"{API}/entries", headers={"Authorization": "Bearer zs_not-a-token"})
@@ -118,8 +126,7 @@ def test_draft_submitted_published(client: TestClient, h: Users, world: World) -
     assert r.status_code == 200 and r.json()["id"] == entry_id
 
     history = client.get(f"{API}/entries/{entry_id}/history", headers=h["market_officer"]).json()
-    assert [(e["action"], e["comment"]) for e in history] == [("open", ""), ("submit", "请审核"),
-                                                            ("approve", "同意")]
+    assert [(e["action"], e["comment"]) for e in history] == [("open", ""), ("submit", "请审核"), ("approve", "同意")]
     assert history[2]["actor_name"] == "省数据局审核员" and history[2]["actor_org_name"] == "江西省数据局"
 
 
@@ -134,19 +141,20 @@ def test_returned_with_a_reason_resubmitted_and_published(client: TestClient, h:
     todo = client.get("/api/v1/workflow/todo", headers=h["market_officer"]).json()["items"]
     assert [t["subject_id"] for t in todo] == [entry_id]
 
-    r = client.put(f"{API}/entries/{entry_id}", headers=h["market_officer"],
-                   json=body(summary="全省市场主体登记信息（已补充说明）"))
+    r = client.put(
+        f"{API}/entries/{entry_id}",
+        headers=h["market_officer"],
+        json=body(summary="全省市场主体登记信息（已补充说明）"),
+    )
     assert r.status_code == 200, r.text
     assert act(client, h["market_officer"], entry_id, "submit")["status"] == "submitted"
     final = act(client, h["reviewer"], entry_id, "approve")
     assert final["status"] == "published" and final["summary"] == "全省市场主体登记信息（已补充说明）"
-    actions = [e["action"] for e in client.get(f"{API}/entries/{entry_id}/history",
-                                               headers=h["market_officer"]).json()]
+    actions = [e["action"] for e in client.get(f"{API}/entries/{entry_id}/history", headers=h["market_officer"]).json()]
     assert actions == ["open", "submit", "return", "submit", "approve"]
 
 
-def test_editing_a_published_entry_makes_version_two(client: TestClient, h: Users, db: Database,
-                                                     world: World) -> None:
+def test_editing_a_published_entry_makes_version_two(client: TestClient, h: Users, db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
     v1 = client.get(f"{API}/entries/{entry_id}", headers=h["market_officer"]).json()
     items = [*v1["items"][:2], {"name": "成立日期", "column_name": "clrq", "data_type": "D"}]
@@ -154,8 +162,11 @@ def test_editing_a_published_entry_makes_version_two(client: TestClient, h: User
     for item in items:
         item.pop("id", None)
         item.pop("position", None)
-    r = client.put(f"{API}/entries/{entry_id}", headers=h["market_officer"],
-                   json={**body(summary="修订后的摘要", items=items), "change_note": "增加成立日期"})
+    r = client.put(
+        f"{API}/entries/{entry_id}",
+        headers=h["market_officer"],
+        json={**body(summary="修订后的摘要", items=items), "change_note": "增加成立日期"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2
 
@@ -164,10 +175,12 @@ def test_editing_a_published_entry_makes_version_two(client: TestClient, h: User
     draft = client.get(f"{API}/entries/{entry_id}/draft", headers=h["market_officer"]).json()
     assert draft["version"] == 2 and draft["summary"] == "修订后的摘要"
     # the pending revision belongs to the provider and the reviewer, not to other departments
-    assert_problem(client.get(f"{API}/entries/{entry_id}/draft", headers=h["hrss_officer"]), 404,
-                   "catalog.no_working_version")
-    assert_problem(client.get(f"{API}/entries/{entry_id}/versions/2", headers=h["hrss_officer"]), 404,
-                   "catalog.version_not_found")
+    assert_problem(
+        client.get(f"{API}/entries/{entry_id}/draft", headers=h["hrss_officer"]), 404, "catalog.no_working_version"
+    )
+    assert_problem(
+        client.get(f"{API}/entries/{entry_id}/versions/2", headers=h["hrss_officer"]), 404, "catalog.version_not_found"
+    )
     others = client.get(f"{API}/entries/{entry_id}/versions", headers=h["hrss_officer"]).json()
     assert [v["number"] for v in others] == [1]
     assert client.get(f"{API}/entries/{entry_id}/draft", headers=h["reviewer"]).json()["version"] == 2
@@ -188,8 +201,9 @@ def test_editing_a_published_entry_makes_version_two(client: TestClient, h: User
     assert versions[1]["change_note"] == "增加成立日期"
     old = client.get(f"{API}/entries/{entry_id}/versions/1", headers=h["market_officer"]).json()
     assert old["version"] == 1 and old["summary"] == v1["summary"]
-    assert_problem(client.get(f"{API}/entries/{entry_id}/draft", headers=h["market_officer"]), 404,
-                   "catalog.no_working_version")
+    assert_problem(
+        client.get(f"{API}/entries/{entry_id}/draft", headers=h["market_officer"]), 404, "catalog.no_working_version"
+    )
     with db.session() as s:  # items keep their key across versions
         keys = {}
         for item in s.scalars(select(DataItem).where(DataItem.entry_id == entry_id)):
@@ -203,20 +217,25 @@ def test_withdraw_discard_and_recall(client: TestClient, h: Users, db: Database,
     assert [e["field"] for e in assert_problem(r, 422, "validation.failed")["errors"]] == ["reason"]
     withdrawn = act(client, h["market_officer"], entry_id, "withdraw", reason="职能调整，数据停止产生")
     assert withdrawn["status"] == "withdrawn" and withdrawn["withdrawn_reason"] == "职能调整，数据停止产生"
-    assert_problem(client.post(f"{API}/entries/{entry_id}/withdraw", json={"reason": "再次"},
-                               headers=h["market_officer"]), 409, "catalog.not_published")
+    assert_problem(
+        client.post(f"{API}/entries/{entry_id}/withdraw", json={"reason": "再次"}, headers=h["market_officer"]),
+        409,
+        "catalog.not_published",
+    )
     assert_problem(client.get(f"{API}/entries/{entry_id}", headers=h["hrss_officer"]), 404, "catalog.not_found")
 
     draft_id = create(client, h["market_officer"], name="企业年报信息")["id"]
     act(client, h["market_officer"], draft_id, "submit")
     recalled = act(client, h["market_officer"], draft_id, "recall", comment="还需修改")
     assert recalled["status"] == "draft"
-    assert_problem(client.post(f"{API}/entries/{draft_id}/recall", headers=h["market_officer"]), 409,
-                   "workflow.invalid_transition")
+    assert_problem(
+        client.post(f"{API}/entries/{draft_id}/recall", headers=h["market_officer"]), 409, "workflow.invalid_transition"
+    )
     discarded = act(client, h["market_officer"], draft_id, "discard", comment="重复编制")
     assert discarded["status"] == "withdrawn"
-    assert_problem(client.post(f"{API}/entries/{draft_id}/submit", headers=h["market_officer"]), 409,
-                   "catalog.nothing_to_submit")
+    assert_problem(
+        client.post(f"{API}/entries/{draft_id}/submit", headers=h["market_officer"]), 409, "catalog.nothing_to_submit"
+    )
 
 
 def test_codes_are_unique_within_a_class(client: TestClient, h: Users) -> None:
@@ -228,19 +247,18 @@ def test_codes_are_unique_within_a_class(client: TestClient, h: Users) -> None:
 
 def test_duty_change_and_recheck(client: TestClient, h: Users, db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
-    r = client.post(f"{API}/entries/{entry_id}/duty-changes", json={"description": "条例修订"},
-                    headers=h["market_officer"])
+    r = client.post(
+        f"{API}/entries/{entry_id}/duty-changes", json={"description": "条例修订"}, headers=h["market_officer"]
+    )
     assert_problem(r, 403, "auth.forbidden")
-    r = client.post(f"{API}/entries/{entry_id}/duty-changes", json={"description": "条例修订"},
-                    headers=h["reviewer"])
+    r = client.post(f"{API}/entries/{entry_id}/duty-changes", json={"description": "条例修订"}, headers=h["reviewer"])
     assert r.status_code == 201, r.text
     assert r.json()["due_on"] and r.json()["due_provisional"] is False
     todo = client.get("/api/v1/workflow/todo", headers=h["market_officer"]).json()["items"]
     assert [t["kind"] for t in todo] == ["catalog_duty_update"]
     rechecked = act(client, h["market_officer"], entry_id, "recheck", comment="无变化")
     assert rechecked["status"] == "published"
-    assert_problem(client.post(f"{API}/entries/{entry_id}/recheck", headers=h["hrss_officer"]), 403,
-                   "auth.forbidden")
+    assert_problem(client.post(f"{API}/entries/{entry_id}/recheck", headers=h["hrss_officer"]), 403, "auth.forbidden")
 
 
 # ---- authorization --------------------------------------------------------------------------------------
@@ -254,9 +272,13 @@ def test_other_department_cannot_edit(client: TestClient, h: Users, db: Database
     problem = assert_problem(r, 403, "auth.forbidden")
     assert "其他部门" in problem["detail"]
     # a draft of another department is invisible: it looks missing
-    for method, path in [("put", f"{API}/entries/{draft_id}"), ("get", f"{API}/entries/{draft_id}"),
-                         ("post", f"{API}/entries/{draft_id}/submit"), ("get", f"{API}/entries/{draft_id}/draft"),
-                         ("get", f"{API}/entries/{draft_id}/history")]:
+    for method, path in [
+        ("put", f"{API}/entries/{draft_id}"),
+        ("get", f"{API}/entries/{draft_id}"),
+        ("post", f"{API}/entries/{draft_id}/submit"),
+        ("get", f"{API}/entries/{draft_id}/draft"),
+        ("get", f"{API}/entries/{draft_id}/history"),
+    ]:
         r = client.request(method, path, json=body() if method == "put" else None, headers=h["hrss_officer"])
         assert_problem(r, 404, "catalog.not_found")
     r = client.post(f"{API}/entries/{entry_id}/withdraw", json={"reason": "越权"}, headers=h["hrss_officer"])
@@ -273,38 +295,41 @@ def test_plain_user_cannot_create(client: TestClient, h: Users, db: Database) ->
     assert counts(db) == (0, 0, 0, 0)
     # the officer and the administrator may
     create(client, h["market_officer"])
-    admin = client.post(f"{API}/entries", json={**body(name="管理员代编"), "provider_org_id": None},
-                        headers=h["admin"])
+    admin = client.post(f"{API}/entries", json={**body(name="管理员代编"), "provider_org_id": None}, headers=h["admin"])
     assert admin.status_code == 201 and admin.json()["provider_name"] == "江西省数据局"
 
 
-def test_reviewers_approve_only_in_their_region(client: TestClient, h: Users, db: Database,
-                                                world: World) -> None:
+def test_reviewers_approve_only_in_their_region(client: TestClient, h: Users, db: Database, world: World) -> None:
     provincial = create(client, h["market_officer"])["id"]
     nanchang = create(client, h["nc_police_officer"], name="人口户籍信息", class_code="101001")["id"]
     act(client, h["market_officer"], provincial, "submit")
     act(client, h["nc_police_officer"], nanchang, "submit")
     # unpublished entries of another region are invisible to a reviewer
-    assert_problem(client.post(f"{API}/entries/{provincial}/approve", headers=h["nc_reviewer"]), 404,
-                   "catalog.not_found")
-    assert_problem(client.post(f"{API}/entries/{nanchang}/approve", headers=h["reviewer"]), 404,
-                   "catalog.not_found")
-    assert_problem(client.post(f"{API}/entries/{nanchang}/approve", headers=h["nc_police_officer"]), 403,
-                   "auth.forbidden")
+    assert_problem(
+        client.post(f"{API}/entries/{provincial}/approve", headers=h["nc_reviewer"]), 404, "catalog.not_found"
+    )
+    assert_problem(client.post(f"{API}/entries/{nanchang}/approve", headers=h["reviewer"]), 404, "catalog.not_found")
+    assert_problem(
+        client.post(f"{API}/entries/{nanchang}/approve", headers=h["nc_police_officer"]), 403, "auth.forbidden"
+    )
     act(client, h["reviewer"], provincial, "approve")
     act(client, h["nc_reviewer"], nanchang, "approve")
     # published entries are visible to all, but a revision is reviewed only by the responsible authority
     client.put(f"{API}/entries/{provincial}", json=body(summary="修订"), headers=h["market_officer"])
     act(client, h["market_officer"], provincial, "submit")
-    client.put(f"{API}/entries/{nanchang}", json=body(name="人口户籍信息", class_code="101001", summary="修订"),
-               headers=h["nc_police_officer"])
+    client.put(
+        f"{API}/entries/{nanchang}",
+        json=body(name="人口户籍信息", class_code="101001", summary="修订"),
+        headers=h["nc_police_officer"],
+    )
     act(client, h["nc_police_officer"], nanchang, "submit")
-    assert_problem(client.post(f"{API}/entries/{provincial}/approve", headers=h["nc_reviewer"]), 403,
-                   "auth.forbidden")
-    assert_problem(client.post(f"{API}/entries/{nanchang}/approve", headers=h["reviewer"]), 403,
-                   "auth.forbidden")
-    assert_problem(client.post(f"{API}/entries/{nanchang}/return", json={"reason": "不在辖区"},
-                               headers=h["jj_reviewer"]), 403, "auth.forbidden")
+    assert_problem(client.post(f"{API}/entries/{provincial}/approve", headers=h["nc_reviewer"]), 403, "auth.forbidden")
+    assert_problem(client.post(f"{API}/entries/{nanchang}/approve", headers=h["reviewer"]), 403, "auth.forbidden")
+    assert_problem(
+        client.post(f"{API}/entries/{nanchang}/return", json={"reason": "不在辖区"}, headers=h["jj_reviewer"]),
+        403,
+        "auth.forbidden",
+    )
     assert act(client, h["nc_reviewer"], nanchang, "approve")["version"] == 2
     assert act(client, h["reviewer"], provincial, "approve")["version"] == 2
 
@@ -312,8 +337,7 @@ def test_reviewers_approve_only_in_their_region(client: TestClient, h: Users, db
 # ---- validation -----------------------------------------------------------------------------------------
 
 
-def test_validation_errors_are_problem_json_and_write_nothing(client: TestClient, h: Users,
-                                                             db: Database) -> None:
+def test_validation_errors_are_problem_json_and_write_nothing(client: TestClient, h: Users, db: Database) -> None:
     bad = body()
     bad["items"][1]["data_type"] = "Z"
     bad["sharing_condition"] = ""
@@ -335,8 +359,9 @@ def test_validation_errors_are_problem_json_and_write_nothing(client: TestClient
     r = client.post(f"{API}/entries", json=dup, headers=h["market_officer"])
     assert [e["field"] for e in assert_problem(r, 422, "validation.failed")["errors"]] == ["items"]
     # rules checked by the service (not the schema) come back the same way
-    r = client.post(f"{API}/entries", json=body(class_code="199001", related_codes=["102001/09999"]),
-                    headers=h["market_officer"])
+    r = client.post(
+        f"{API}/entries", json=body(class_code="199001", related_codes=["102001/09999"]), headers=h["market_officer"]
+    )
     problem = assert_problem(r, 422, "catalog.invalid")
     assert {e["field"] for e in problem["errors"]} == {"class_code", "related_codes[0]"}
     assert counts(db) == (0, 0, 0, 0)
@@ -362,8 +387,13 @@ def catalog(client: TestClient, h: Users, db: Database, world: World) -> dict[st
     ids = {
         "published": published_entry(db, world, tags=["企业", "登记", "市场主体"]),
         "market_draft": create(client, h["market_officer"], name="企业年报信息", summary="企业年度报告公示信息")["id"],
-        "hrss_draft": create(client, h["hrss_officer"], name="企业社保登记信息", class_code="203001",
-                             summary="参保企业的社会保险登记信息")["id"],
+        "hrss_draft": create(
+            client,
+            h["hrss_officer"],
+            name="企业社保登记信息",
+            class_code="203001",
+            summary="参保企业的社会保险登记信息",
+        )["id"],
     }
     from zhengshu.core.events import process_pending
 
@@ -377,10 +407,14 @@ def _ids(r: Any) -> set[str]:
 
 
 def test_lists_hide_other_departments_drafts(client: TestClient, h: Users, catalog: dict[str, str]) -> None:
-    assert _ids(client.get(f"{API}/entries", headers=h["hrss_officer"])) == {catalog["published"],
-                                                                           catalog["hrss_draft"]}
-    assert _ids(client.get(f"{API}/entries", headers=h["market_user"])) == {catalog["published"],
-                                                                          catalog["market_draft"]}
+    assert _ids(client.get(f"{API}/entries", headers=h["hrss_officer"])) == {
+        catalog["published"],
+        catalog["hrss_draft"],
+    }
+    assert _ids(client.get(f"{API}/entries", headers=h["market_user"])) == {
+        catalog["published"],
+        catalog["market_draft"],
+    }
     assert _ids(client.get(f"{API}/entries", headers=h["jj_reviewer"])) == {catalog["published"]}
     assert _ids(client.get(f"{API}/entries", headers=h["admin"])) == set(catalog.values())
     r = client.get(f"{API}/entries?status=draft&count=true", headers=h["hrss_officer"])
@@ -391,8 +425,10 @@ def test_lists_hide_other_departments_drafts(client: TestClient, h: Users, catal
     page2 = client.get(f"{API}/entries?limit=1&sort=code&cursor={page1['next_cursor']}", headers=h["admin"]).json()
     assert page2["items"][0]["code"] > page1["items"][0]["code"]
     stats = client.get(f"{API}/stats", headers=h["hrss_officer"]).json()
-    assert {(s["org_name"], s["status"], s["count"]) for s in stats} == {("省市场监管局", "published", 1),
-                                                                          ("省人社厅", "draft", 1)}
+    assert {(s["org_name"], s["status"], s["count"]) for s in stats} == {
+        ("省市场监管局", "published", 1),
+        ("省人社厅", "draft", 1),
+    }
 
 
 @pytest.mark.parametrize("q", ["企业", "企业 登记", "qydj", "qiye", "法定代表人", "统一社会信用代码"])
@@ -403,8 +439,9 @@ def test_search_finds_the_published_entry(client: TestClient, h: Users, catalog:
     assert catalog["market_draft"] not in found
 
 
-def test_search_results_and_facets_hide_other_departments_drafts(client: TestClient, h: Users,
-                                                                 catalog: dict[str, str], world: World) -> None:
+def test_search_results_and_facets_hide_other_departments_drafts(
+    client: TestClient, h: Users, catalog: dict[str, str], world: World
+) -> None:
     r = client.get(f"{API}/search", params={"q": "企业"}, headers=h["hrss_officer"])
     data = r.json()
     assert _ids(r) == {catalog["published"], catalog["hrss_draft"]} and data["total"] == 2

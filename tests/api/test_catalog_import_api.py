@@ -45,8 +45,10 @@ def upload(client: TestClient, headers: dict[str, str], content: bytes, **form: 
 
 def entry_count(db: Database) -> tuple[int, int, int]:
     with db.session() as s:
-        return tuple(s.scalar(select(func.count()).select_from(m)) or 0  # type: ignore[return-value]
-                     for m in (CatalogEntry, EntryVersion, Ticket))
+        return tuple(
+            s.scalar(select(func.count()).select_from(m)) or 0  # type: ignore[return-value]
+            for m in (CatalogEntry, EntryVersion, Ticket)
+        )
 
 
 def names(db: Database) -> list[str]:
@@ -66,8 +68,9 @@ def mixed_file() -> bytes:
 
 
 def test_a_good_file_imports(client: TestClient, officer: dict[str, str], db: Database, world: World) -> None:
-    content = export_workbook([row(), row(name="企业年报信息", class_code="102001"),
-                               row(name="食品经营许可信息", class_code="204001")])
+    content = export_workbook(
+        [row(), row(name="企业年报信息", class_code="102001"), row(name="食品经营许可信息", class_code="204001")]
+    )
     r = upload(client, officer, content)
     assert r.status_code == 200, r.text
     result = r.json()
@@ -83,8 +86,9 @@ def test_a_good_file_imports(client: TestClient, officer: dict[str, str], db: Da
         assert first.versions[0].change_note == "Excel 导入"
 
 
-def test_bad_rows_import_nothing_and_every_bad_row_is_reported(client: TestClient, officer: dict[str, str],
-                                                               db: Database) -> None:
+def test_bad_rows_import_nothing_and_every_bad_row_is_reported(
+    client: TestClient, officer: dict[str, str], db: Database
+) -> None:
     r = upload(client, officer, mixed_file())
     assert r.status_code == 422, r.text
     problem = r.json()
@@ -107,8 +111,9 @@ def test_valid_only_imports_the_good_entries(client: TestClient, officer: dict[s
     assert names(db) == ["企业年报信息", "企业登记信息"]
 
 
-def test_reimporting_an_exported_entry_revises_it(client: TestClient, officer: dict[str, str], db: Database,
-                                                  world: World) -> None:
+def test_reimporting_an_exported_entry_revises_it(
+    client: TestClient, officer: dict[str, str], db: Database, world: World
+) -> None:
     entry_id = published_entry(db, world)
     exported = client.get("/api/v1/catalog/export", headers=officer)
     assert exported.status_code == 200

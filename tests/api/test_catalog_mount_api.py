@@ -48,16 +48,23 @@ def _front_db(path: Path) -> Path:
 def setup(client: TestClient, db: Database, world: World, settings: Settings) -> dict[str, Any]:
     officer = token_for(client, "market_officer")
     path = _front_db(Path(settings.data_dir) / "uploads" / world.orgs["market"] / "qianzhiku.sqlite")
-    r = client.post("/api/v1/lake/sources", headers=officer,
-                    json={"name": "市场监管前置库", "kind": "sqlite", "options": {"path": str(path)}})
+    r = client.post(
+        "/api/v1/lake/sources",
+        headers=officer,
+        json={"name": "市场监管前置库", "kind": "sqlite", "options": {"path": str(path)}},
+    )
     assert r.status_code == 201, r.text
     return {"officer": officer, "source_id": r.json()["id"], "entry_id": published_entry(db, world)}
 
 
-def mount(client: TestClient, setup: dict[str, Any], table: str, headers: dict[str, str] | None = None,
-          **extra: Any) -> Any:
-    return client.post(f"{API}/entries/{setup['entry_id']}/resources/table", headers=headers or setup["officer"],
-                       json={"source_id": setup["source_id"], "table": table, **extra})
+def mount(
+    client: TestClient, setup: dict[str, Any], table: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Any:
+    return client.post(
+        f"{API}/entries/{setup['entry_id']}/resources/table",
+        headers=headers or setup["officer"],
+        json={"source_id": setup["source_id"], "table": table, **extra},
+    )
 
 
 def resource_count(db: Database) -> int:
@@ -74,21 +81,26 @@ def test_matching_table_is_mounted_with_its_row_count(client: TestClient, setup:
     assert resource["row_count"] == 3 and resource["check_ok"] is True and resource["checked_at"]
     # the unused column is reported but does not block
     assert [(p["kind"], p["column"], p["blocking"]) for p in resource["check_problems"]] == [
-        ("extra_column", "bz", False)]
+        ("extra_column", "bz", False)
+    ]
     listed = client.get(f"{API}/entries/{setup['entry_id']}/resources", headers=token_for(client, "hrss_officer"))
     assert [x["id"] for x in listed.json()] == [resource["id"]]
 
 
-def test_mismatching_table_is_refused_with_its_problems(client: TestClient, setup: dict[str, Any],
-                                                        db: Database) -> None:
+def test_mismatching_table_is_refused_with_its_problems(
+    client: TestClient, setup: dict[str, Any], db: Database
+) -> None:
     r = mount(client, setup, "qy_old")
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
     assert problem["code"] == "catalog.mount_mismatch" and problem["title"] == "提交的数据未通过校验"
     kinds = {(p["kind"], p["item"]) for p in problem["problems"] if p["blocking"]}
-    assert kinds == {("type_mismatch", "统一社会信用代码"), ("length_exceeded", "企业名称"),
-                     ("missing_column", "法定代表人")}
+    assert kinds == {
+        ("type_mismatch", "统一社会信用代码"),
+        ("length_exceeded", "企业名称"),
+        ("missing_column", "法定代表人"),
+    }
     assert all(p["message"] for p in problem["problems"])
     assert resource_count(db) == 0
     # the officer may mount it anyway; it is then marked as failing the check
@@ -98,8 +110,7 @@ def test_mismatching_table_is_refused_with_its_problems(client: TestClient, setu
     assert resource_count(db) == 1
 
 
-def test_refresh_and_unmount(client: TestClient, setup: dict[str, Any], settings: Settings,
-                             world: World) -> None:
+def test_refresh_and_unmount(client: TestClient, setup: dict[str, Any], settings: Settings, world: World) -> None:
     resource_id = mount(client, setup, "qy_jbxx").json()["id"]
     path = Path(settings.data_dir) / "uploads" / world.orgs["market"] / "qianzhiku.sqlite"
     conn = sqlite3.connect(path)
@@ -118,8 +129,9 @@ def test_refresh_and_unmount(client: TestClient, setup: dict[str, Any], settings
     assert r.status_code == 404 and r.json()["code"] == "catalog.resource_not_found"
 
 
-def test_only_the_provider_mounts_and_only_its_own_sources(client: TestClient, setup: dict[str, Any],
-                                                           db: Database, world: World, settings: Settings) -> None:
+def test_only_the_provider_mounts_and_only_its_own_sources(
+    client: TestClient, setup: dict[str, Any], db: Database, world: World, settings: Settings
+) -> None:
     hrss = token_for(client, "hrss_officer")
     r = mount(client, setup, "qy_jbxx", headers=hrss)
     assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"
@@ -127,14 +139,23 @@ def test_only_the_provider_mounts_and_only_its_own_sources(client: TestClient, s
     assert r.status_code == 403
     # a source of another department cannot back this entry
     path = _front_db(Path(settings.data_dir) / "uploads" / world.orgs["hrss"] / "rs.sqlite")
-    other = client.post("/api/v1/lake/sources", headers=hrss,
-                        json={"name": "人社前置库", "kind": "sqlite", "options": {"path": str(path)}})
+    other = client.post(
+        "/api/v1/lake/sources",
+        headers=hrss,
+        json={"name": "人社前置库", "kind": "sqlite", "options": {"path": str(path)}},
+    )
     assert other.status_code == 201, other.text
-    r = client.post(f"{API}/entries/{setup['entry_id']}/resources/table", headers=setup["officer"],
-                    json={"source_id": other.json()["id"], "table": "qy_jbxx"})
+    r = client.post(
+        f"{API}/entries/{setup['entry_id']}/resources/table",
+        headers=setup["officer"],
+        json={"source_id": other.json()["id"], "table": "qy_jbxx"},
+    )
     assert r.status_code == 404 and r.json()["code"] == "lake.source_not_found"
-    r = client.post(f"{API}/entries/{setup['entry_id']}/resources/table", headers=token_for(client, "admin"),
-                    json={"source_id": other.json()["id"], "table": "qy_jbxx"})
+    r = client.post(
+        f"{API}/entries/{setup['entry_id']}/resources/table",
+        headers=token_for(client, "admin"),
+        json={"source_id": other.json()["id"], "table": "qy_jbxx"},
+    )
     assert r.status_code == 422 and r.json()["code"] == "catalog.mount_foreign_source"
     r = mount(client, setup, "no_such_table")
     assert r.status_code in (404, 422) and r.json()["code"].startswith("lake.")
@@ -143,9 +164,15 @@ def test_only_the_provider_mounts_and_only_its_own_sources(client: TestClient, s
 
 def test_api_mount(client: TestClient, setup: dict[str, Any], db: Database) -> None:
     url = f"{API}/entries/{setup['entry_id']}/resources/api"
-    r = client.post(url, headers=setup["officer"], json={
-        "endpoint": "https://gateway.example.gov.cn/api/qy/jbxx", "method": "POST",
-        "params": [{"name": "tyshxydm", "location": "body", "required": True, "description": "统一社会信用代码"}]})
+    r = client.post(
+        url,
+        headers=setup["officer"],
+        json={
+            "endpoint": "https://gateway.example.gov.cn/api/qy/jbxx",
+            "method": "POST",
+            "params": [{"name": "tyshxydm", "location": "body", "required": True, "description": "统一社会信用代码"}],
+        },
+    )
     assert r.status_code == 201, r.text
     resource = r.json()
     assert resource["kind"] == "api" and resource["api_method"] == "POST" and resource["check_ok"] is True

@@ -4,6 +4,7 @@ codes, versions and diffs, the annual re-check, duty changes, authorization and 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from zhengshu.core.db import Database
 from zhengshu.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from zhengshu.core.events import OutboxEvent, process_pending
 from zhengshu.security.actor import SYSTEM_ACTOR
+from zhengshu.security.passwords import hash_password
 from zhengshu.workflow import service as workflow
 from zhengshu.workflow.models import Ticket
 
@@ -45,6 +47,15 @@ def _revised_items() -> list[dict[str, Any]]:
 
 def _count(s: Session, model: Any) -> int:
     return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+_cached_hash = functools.lru_cache(hash_password)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The world has eight users with one password: hash it once instead of eight times per test."""
+    monkeypatch.setattr("zhengshu.org.service.hash_password", _cached_hash)
 
 
 # ---- compile, codes -------------------------------------------------------------------------------------
@@ -136,8 +147,9 @@ def test_draft_submitted_published(db: Database, world: World, monkeypatch: pyte
         assert entry.published_on == D(2026, 6, 15)
         assert entry.last_rechecked_on == D(2026, 6, 15) and entry.next_recheck_on == D(2027, 6, 15)
         assert _review(s, entry.id) is None  # the review ticket is closed
-        published = [e.payload for e in s.scalars(select(OutboxEvent).where(
-            OutboxEvent.name == "catalog.entry.published"))]
+        published = [
+            e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.name == "catalog.entry.published"))
+        ]
         assert published == [{"entry_id": entry.id, "version": 1}]
         # nothing left to review
         with pytest.raises(Conflict) as exc:
@@ -152,15 +164,18 @@ def test_returned_with_reason_then_resubmitted_and_published(db: Database, world
         with pytest.raises(ValidationFailed) as exc:
             catalog_service.return_for_revision(s, actor=world["reviewer"], entry_id=entry.id, reason="  ")
         assert [e.field for e in exc.value.errors] == ["reason"]
-        catalog_service.return_for_revision(s, actor=world["reviewer"], entry_id=entry.id,
-                                            reason="摘要请写明数据范围")
+        catalog_service.return_for_revision(s, actor=world["reviewer"], entry_id=entry.id, reason="摘要请写明数据范围")
         assert entry.status == "returned"
         ticket = _review(s, entry.id)
         assert ticket is not None and ticket.state == "returned"
         assert ticket.assignee_org_id == world.orgs["market"]
         # the officer revises the returned draft and submits again
-        catalog_service.update(s, actor=world[MARKET], entry_id=entry.id,
-                               entry_in=entry_in(summary="全省企业登记信息，范围为省本级登记的企业"))
+        catalog_service.update(
+            s,
+            actor=world[MARKET],
+            entry_id=entry.id,
+            entry_in=entry_in(summary="全省企业登记信息，范围为省本级登记的企业"),
+        )
         assert entry.status == "returned"
         catalog_service.submit(s, actor=world[MARKET], entry_id=entry.id)
         assert entry.status == "submitted"
@@ -227,9 +242,13 @@ def test_editing_a_published_entry_creates_a_version_under_review(db: Database, 
         entry = catalog_service.get(s, actor=world[MARKET], entry_id=entry_id)
         v1 = catalog_service.display_version(s, entry)
         v1_keys = {i.name: i.key for i in v1.items}
-        catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, change_note="增加成立日期",
-                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"],
-                                                 items=_revised_items()))
+        catalog_service.update(
+            s,
+            actor=world[MARKET],
+            entry_id=entry_id,
+            change_note="增加成立日期",
+            entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"], items=_revised_items()),
+        )
         v2 = catalog_service.working_version(s, entry)
         assert v2 is not None and v2.number == 2 and v2.state == "draft" and v2.change_note == "增加成立日期"
         # version 1 stays published and is what everyone sees
@@ -244,8 +263,9 @@ def test_editing_a_published_entry_creates_a_version_under_review(db: Database, 
         assert v2_keys["企业名称"] == v1_keys["企业名称"]
         assert v2_keys["成立日期"] not in v1_keys.values()
         # a second edit of the draft revises version 2 in place and still keeps the keys
-        catalog_service.update(s, actor=world[MARKET], entry_id=entry_id,
-                               entry_in=entry_in(summary="再次修订", items=_revised_items()))
+        catalog_service.update(
+            s, actor=world[MARKET], entry_id=entry_id, entry_in=entry_in(summary="再次修订", items=_revised_items())
+        )
         assert [v.number for v in entry.versions] == [1, 2]
         assert {i.name: i.key for i in v2.items} == v2_keys
 
@@ -265,9 +285,12 @@ def test_editing_a_published_entry_creates_a_version_under_review(db: Database, 
 def test_diff_lists_changed_fields_and_items(db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
     with db.session() as s:
-        catalog_service.update(s, actor=world[MARKET], entry_id=entry_id,
-                               entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"],
-                                                 items=_revised_items()))
+        catalog_service.update(
+            s,
+            actor=world[MARKET],
+            entry_id=entry_id,
+            entry_in=entry_in(summary="修订后的摘要", tags=["企业", "个体工商户"], items=_revised_items()),
+        )
         v1 = catalog_service.get_version(s, actor=world[MARKET], entry_id=entry_id, number=1)
         v2 = catalog_service.get_version(s, actor=world[MARKET], entry_id=entry_id, number=2)
         d = catalog_service.diff_versions(v1, v2)
@@ -289,8 +312,9 @@ def test_provider_cannot_be_changed_by_an_edit(db: Database, world: World) -> No
     entry_id = published_entry(db, world)
     with db.session() as s:
         with pytest.raises(ValidationFailed) as exc:
-            catalog_service.update(s, actor=world["admin"], entry_id=entry_id,
-                                   entry_in=entry_in(provider_org_id=world.orgs["hrss"]))
+            catalog_service.update(
+                s, actor=world["admin"], entry_id=entry_id, entry_in=entry_in(provider_org_id=world.orgs["hrss"])
+            )
         assert [e.field for e in exc.value.errors] == ["provider_org_id"]
 
 
@@ -391,8 +415,9 @@ def test_other_departments_cannot_edit_and_cannot_see_drafts(db: Database, world
         assert catalog_service.get_by_code(s, actor=world["market_user"], code="102001/00001").id == entry_id
         # an officer may not compile for another department
         with pytest.raises(Forbidden):
-            catalog_service.create(s, actor=world["hrss_officer"],
-                                   entry_in=entry_in(provider_org_id=world.orgs["market"]))
+            catalog_service.create(
+                s, actor=world["hrss_officer"], entry_in=entry_in(provider_org_id=world.orgs["market"])
+            )
     with db.session() as s:
         assert _count(s, CatalogEntry) == 2
 
@@ -432,8 +457,12 @@ def test_reviewers_only_review_their_region(db: Database, world: World) -> None:
         # once published they can see each other's entries, yet still not review a revision
         catalog_service.update(s, actor=world[MARKET], entry_id=provincial.id, entry_in=entry_in(summary="修订"))
         catalog_service.submit(s, actor=world[MARKET], entry_id=provincial.id)
-        catalog_service.update(s, actor=world["nc_police_officer"], entry_id=nanchang.id,
-                               entry_in=entry_in(name="人口户籍信息", class_code="101001", summary="修订"))
+        catalog_service.update(
+            s,
+            actor=world["nc_police_officer"],
+            entry_id=nanchang.id,
+            entry_in=entry_in(name="人口户籍信息", class_code="101001", summary="修订"),
+        )
         catalog_service.submit(s, actor=world["nc_police_officer"], entry_id=nanchang.id)
         with pytest.raises(Forbidden) as exc:
             catalog_service.approve(s, actor=world["nc_reviewer"], entry_id=provincial.id)
@@ -475,11 +504,11 @@ def test_counts_by_provider_respect_visibility(db: Database, world: World) -> No
         _create(s, world, name="企业年报信息")
         _create(s, world, who="hrss_officer", name="社保参保信息")
     with db.session() as s:
-        hrss = {(n, st): c for _, n, st, c in catalog_service.counts_by_provider_and_status(
-            s, actor=world["hrss_officer"])}
+        hrss = {
+            (n, st): c for _, n, st, c in catalog_service.counts_by_provider_and_status(s, actor=world["hrss_officer"])
+        }
         assert hrss == {("省市场监管局", "published"): 1, ("省人社厅", "draft"): 1}
-        admin = {(n, st): c for _, n, st, c in catalog_service.counts_by_provider_and_status(
-            s, actor=world["admin"])}
+        admin = {(n, st): c for _, n, st, c in catalog_service.counts_by_provider_and_status(s, actor=world["admin"])}
         assert admin == {("省市场监管局", "published"): 1, ("省市场监管局", "draft"): 1, ("省人社厅", "draft"): 1}
 
 
@@ -503,8 +532,7 @@ def test_search_index_follows_the_catalog_and_hides_drafts(db: Database, world: 
         assert facets["org_id"] == [(world.orgs["market"], 1)]
     # a revision under review does not change what the index shows until it is published
     with db.session() as s:
-        catalog_service.update(s, actor=world[MARKET], entry_id=published,
-                               entry_in=entry_in(name="个体工商户名录"))
+        catalog_service.update(s, actor=world[MARKET], entry_id=published, entry_in=entry_in(name="个体工商户名录"))
     process_pending(db.session_factory)
     assert found("hrss_officer", "个体工商户") == set()
     with db.session() as s:
@@ -522,18 +550,17 @@ def test_search_index_follows_the_catalog_and_hides_drafts(db: Database, world: 
 # ---- duty changes and the annual re-check ---------------------------------------------------------------
 
 
-def test_duty_change_ticket_closed_by_a_revision(db: Database, world: World,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duty_change_ticket_closed_by_a_revision(db: Database, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     entry_id = published_entry(db, world)
     monkeypatch.setattr("zhengshu.workflow.service.local_today", lambda: D(2026, 9, 21))
     with db.session() as s:
         with pytest.raises(Forbidden):
             catalog_service.register_duty_change(s, actor=world[MARKET], entry_id=entry_id, description="x")
         with pytest.raises(Forbidden):
-            catalog_service.register_duty_change(s, actor=world["nc_reviewer"], entry_id=entry_id,
-                                                 description="x")
-        ticket = catalog_service.register_duty_change(s, actor=world["reviewer"], entry_id=entry_id,
-                                                      description="《市场主体登记管理条例》修订")
+            catalog_service.register_duty_change(s, actor=world["nc_reviewer"], entry_id=entry_id, description="x")
+        ticket = catalog_service.register_duty_change(
+            s, actor=world["reviewer"], entry_id=entry_id, description="《市场主体登记管理条例》修订"
+        )
         assert ticket.kind == workflows.DUTY_UPDATE and ticket.state == "open"
         assert ticket.assignee_org_id == world.orgs["market"]
         assert ticket.requester_org_id == world.orgs["authority"]
@@ -553,8 +580,9 @@ def test_duty_change_ticket_closed_by_a_revision(db: Database, world: World,
 def test_duty_change_confirmed_without_change(db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
     with db.session() as s:
-        ticket = catalog_service.register_duty_change(s, actor=world["reviewer"], entry_id=entry_id,
-                                                      description="机构更名")
+        ticket = catalog_service.register_duty_change(
+            s, actor=world["reviewer"], entry_id=entry_id, description="机构更名"
+        )
         with pytest.raises(Forbidden):
             catalog_service.confirm_no_change(s, actor=world["hrss_officer"], ticket_id=ticket.id, comment="x")
         catalog_service.confirm_no_change(s, actor=world[MARKET], ticket_id=ticket.id, comment="目录内容不受影响")
@@ -577,8 +605,7 @@ def test_annual_recheck(db: Database, world: World, monkeypatch: pytest.MonkeyPa
         assert catalog_service.open_due_rechecks(s, actor=SYSTEM_ACTOR, today=D(2027, 1, 1)) == 0
         assert catalog_service.open_due_rechecks(s, actor=SYSTEM_ACTOR, today=D(2027, 2, 20)) == 1
         assert catalog_service.open_due_rechecks(s, actor=SYSTEM_ACTOR, today=D(2027, 2, 21)) == 0  # once
-        ticket = workflow.open_for_subject(s, kind=workflows.RECHECK, subject_type="catalog_entry",
-                                           subject_id=entry_id)
+        ticket = workflow.open_for_subject(s, kind=workflows.RECHECK, subject_type="catalog_entry", subject_id=entry_id)
         assert ticket is not None and ticket.due_on == D(2027, 3, 10)
         assert ticket.assignee_org_id == world.orgs["market"]
         assert [t.id for t in workflow.todo(s, actor=world[MARKET], kinds=[workflows.RECHECK])] == [ticket.id]
@@ -602,8 +629,11 @@ def test_a_published_revision_closes_the_recheck(db: Database, world: World) -> 
         catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, entry_in=entry_in(summary="复核后修订"))
         catalog_service.submit(s, actor=world[MARKET], entry_id=entry_id)
         catalog_service.approve(s, actor=world["reviewer"], entry_id=entry_id)
-        tickets = [t for t in workflow.tickets_for_subject(s, subject_type="catalog_entry", subject_id=entry_id)
-                   if t.kind == workflows.RECHECK]
+        tickets = [
+            t
+            for t in workflow.tickets_for_subject(s, subject_type="catalog_entry", subject_id=entry_id)
+            if t.kind == workflows.RECHECK
+        ]
         assert [t.state for t in tickets] == ["revised"]
 
 

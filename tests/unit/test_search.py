@@ -329,11 +329,7 @@ def test_remove_document(session: Session) -> None:
     assert service.remove_document(session, doc_type=T, doc_id="e1") is True
     assert service.remove_document(session, doc_type=T, doc_id="e1") is False
     assert "e1" not in ids(find(session, "企业"))
-    orphans = (
-        select(func.count())
-        .select_from(SearchPosting)
-        .where(SearchPosting.doc_ref.not_in(select(SearchDoc.id)))
-    )
+    orphans = select(func.count()).select_from(SearchPosting).where(SearchPosting.doc_ref.not_in(select(SearchDoc.id)))
     assert session.scalar(orphans) == 0
 
 

@@ -4,6 +4,7 @@ recomputation of due dates when an official holiday schedule arrives."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from zhengshu.core.db import Database
 from zhengshu.core.errors import InvalidTransition, NotFound
 from zhengshu.core.events import OutboxEvent, process_pending
 from zhengshu.security.actor import SYSTEM_ACTOR, Role
+from zhengshu.security.passwords import hash_password
 from zhengshu.workflow import service as workflow
 from zhengshu.workflow.machine import State, declare, get_machine
 from zhengshu.workflow.models import Ticket, TicketEvent
@@ -50,8 +52,16 @@ MACHINE = declare(
 
 def _open(s: Any, world: World, *, today: dt.date, assignee: str = "market", **kw: Any) -> Ticket:
     return workflow.open_ticket(
-        s, actor=world["market_officer"], kind=KIND, title="测试工单", subject_type="test", subject_id="s1",
-        assignee_org_id=world.orgs[assignee], requester_org_id=world.orgs["market"], today=today, **kw,
+        s,
+        actor=world["market_officer"],
+        kind=KIND,
+        title="测试工单",
+        subject_type="test",
+        subject_id="s1",
+        assignee_org_id=world.orgs[assignee],
+        requester_org_id=world.orgs["market"],
+        today=today,
+        **kw,
     )
 
 
@@ -60,13 +70,23 @@ def _first_provisional_year() -> int:
     return next(y for y in range(2026, 2100) if clock.year_status(y) == "provisional")
 
 
+_cached_hash = functools.lru_cache(hash_password)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The world has eight users with one password: hash it once instead of eight times per test."""
+    monkeypatch.setattr("zhengshu.org.service.hash_password", _cached_hash)
+
+
 # ---- the declared machine -------------------------------------------------------------------------------
 
 
 def test_declare_rejects_unknown_states_and_star_means_every_open_state() -> None:
     with pytest.raises(ValueError, match="unknown states"):
-        declare("test_wf_broken", "坏流程", states=[State("a", "甲")], transitions=[("go", "走", {"a"}, "b")],
-                initial="a")
+        declare(
+            "test_wf_broken", "坏流程", states=[State("a", "甲")], transitions=[("go", "走", {"a"}, "b")], initial="a"
+        )
     cancel = MACHINE.transitions["cancel"]
     assert cancel.sources == {"new", "review", "parked"}
     assert get_machine(KIND) is MACHINE
@@ -110,8 +130,9 @@ def test_due_dates_count_working_days_over_the_national_day_holiday(db: Database
         assert ticket.state == "parked" and ticket.due_on is None and ticket.closed_at is None
 
 
-def test_catalog_review_due_date_after_national_day(db: Database, world: World,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_review_due_date_after_national_day(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("zhengshu.workflow.service.local_today", lambda: D(2026, 9, 29))
     with db.session() as s:
         entry = catalog_service.create(s, actor=world["market_officer"], entry_in=entry_in())
@@ -154,11 +175,14 @@ def test_history_records_actor_comment_and_time(db: Database, world: World) -> N
         workflow.transition(s, actor=world["reviewer"], ticket=ticket, name="back", comment="字段说明不全")
         ticket_id = ticket.id
     with db.session() as s:
-        events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
-                                .order_by(TicketEvent.at)))
+        events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.at)))
         assert [e.action for e in events] == ["open", "send", "comment", "back"]
         assert [(e.from_state, e.to_state) for e in events] == [
-            (None, "new"), ("new", "review"), ("review", "review"), ("review", "new")]
+            (None, "new"),
+            ("new", "review"),
+            ("review", "review"),
+            ("review", "new"),
+        ]
         assert [e.comment for e in events] == ["请审核", "已完善", "请补充字段说明", "字段说明不全"]
         assert events[0].actor_name == "市场监管数据专员"
         assert events[0].actor_org_name == "江西省市场监督管理局"
@@ -166,8 +190,11 @@ def test_history_records_actor_comment_and_time(db: Database, world: World) -> N
         assert events[3].actor_user_id == world["reviewer"].user_id
         assert events[1].action_label == "送审"
         assert all(before <= e.at <= dt.datetime.now(dt.UTC) for e in events)
-        emitted = [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.name == "ticket.transitioned"))
-                   if e.payload["ticket_id"] == ticket_id]
+        emitted = [
+            e.payload
+            for e in s.scalars(select(OutboxEvent).where(OutboxEvent.name == "ticket.transitioned"))
+            if e.payload["ticket_id"] == ticket_id
+        ]
         assert [p["transition"] for p in emitted] == ["send", "back"]
 
 
@@ -253,8 +280,9 @@ def test_overdue_query(db: Database, world: World) -> None:
 # ---- an official schedule for a provisional year ----------------------------------------------------------
 
 
-def test_importing_an_official_schedule_recomputes_open_due_dates(db: Database, world: World,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_importing_an_official_schedule_recomputes_open_due_dates(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     year = _first_provisional_year()
     start = D(year - 1, 12, 31)
     while not clock.is_working_day(start):
@@ -267,8 +295,7 @@ def test_importing_an_official_schedule_recomputes_open_due_dates(db: Database, 
         workflow.transition(s, actor=world["market_officer"], ticket=closed, name="cancel")
         unaffected_id, closed_id = unaffected.id, closed.id
     with db.session() as s:
-        ticket = workflow.open_for_subject(s, kind=workflows.REVIEW, subject_type="catalog_entry",
-                                           subject_id=entry_id)
+        ticket = workflow.open_for_subject(s, kind=workflows.REVIEW, subject_type="catalog_entry", subject_id=entry_id)
         assert ticket is not None and ticket.due_provisional is True
         old_due = ticket.due_on
         assert old_due is not None and old_due.year == year
@@ -277,10 +304,14 @@ def test_importing_an_official_schedule_recomputes_open_due_dates(db: Database, 
     # The official notice: a long New Year holiday over the first working week, paid back on a Saturday.
     holidays = [D(year, 1, d) for d in range(1, 11) if D(year, 1, d).weekday() < 5 or d <= 3]
     saturday = next(D(year, 1, d) for d in range(12, 31) if D(year, 1, d).weekday() == 5)
-    year_in = HolidayYearIn(year=year, source="国务院办公厅通知", days=[
-        *[HolidayDayIn(date=d, kind="holiday", name="元旦") for d in holidays],
-        HolidayDayIn(date=saturday, kind="workday", name="元旦"),
-    ])
+    year_in = HolidayYearIn(
+        year=year,
+        source="国务院办公厅通知",
+        days=[
+            *[HolidayDayIn(date=d, kind="holiday", name="元旦") for d in holidays],
+            HolidayDayIn(date=saturday, kind="workday", name="元旦"),
+        ],
+    )
     with db.session() as s:
         calendar_service.import_schedule(s, actor=world["admin"], year_in=year_in)
     assert process_pending(db.session_factory) >= 1

@@ -8,17 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from zhengshu.audit import permissions as _permissions  # noqa: F401  (registers actions)
 from zhengshu.audit import service as audit_service
 from zhengshu.audit.schemas import AuditRecordRead, VerifyReportRead
 from zhengshu.security import authz
-from zhengshu.security.actor import Role
 from zhengshu.web.deps import CurrentActor, DbSession
 from zhengshu.web.pagination import Limit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 # TODO(lead): belongs in audit/permissions.py (not ours); the registry is keyed by name, so moving it is safe.
-authz.register("audit.verify", "校验审计日志的完整性", roles={Role.ADMIN}, resource="audit_record")
 
 
 class AuditPage(BaseModel):
@@ -34,9 +33,7 @@ def search_records(
     actor: CurrentActor,
     limit: Limit = 20,
     before_seq: Annotated[int | None, Query(ge=1, description="只返回序号小于此值的记录（翻页）")] = None,
-    action_prefix: Annotated[
-        str | None, Query(max_length=100, description="事件类型前缀，如 catalog.")
-    ] = None,
+    action_prefix: Annotated[str | None, Query(max_length=100, description="事件类型前缀，如 catalog.")] = None,
     actor_username: Annotated[str | None, Query(max_length=60)] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,

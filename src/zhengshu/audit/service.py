@@ -179,9 +179,7 @@ def verify(session: Session, *, progress: Callable[[int, int], None] | None = No
         for row in rows.mappings():
             seq = row["seq"]
             if seq != expected_seq:
-                return VerifyReport(
-                    False, checked, expected_seq, f"记录序号不连续（缺少第 {expected_seq} 条）"
-                )
+                return VerifyReport(False, checked, expected_seq, f"记录序号不连续（缺少第 {expected_seq} 条）")
             checked += 1
             if record_hash(row) != row["hash"]:
                 return VerifyReport(False, checked, seq, f"第 {seq} 条记录内容与哈希不符")
@@ -232,9 +230,7 @@ def search(
         if actor.user_id is not None:
             stmt = stmt.where(AuditRecord.actor_user_id == actor.user_id)
         else:
-            stmt = stmt.where(
-                AuditRecord.actor_user_id.is_(None), AuditRecord.actor_username == actor.username
-            )
+            stmt = stmt.where(AuditRecord.actor_user_id.is_(None), AuditRecord.actor_username == actor.username)
     if action_prefix:
         stmt = stmt.where(AuditRecord.action.startswith(action_prefix, autoescape=True))
     if actor_username:

@@ -20,9 +20,8 @@ from zhengshu.calendar.schemas import (
 )
 from zhengshu.core import clock
 from zhengshu.core.errors import ErrorCollector, FieldError, ValidationFailed
-from zhengshu.org.api import page_of
 from zhengshu.web.deps import CurrentActor, DbSession
-from zhengshu.web.pagination import Count, Cursor, Limit, Page
+from zhengshu.web.pagination import Count, Cursor, Limit, Page, page_of
 
 router = APIRouter(prefix="/calendar", tags=["calendar"])
 

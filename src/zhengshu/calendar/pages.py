@@ -15,10 +15,10 @@ from zhengshu.calendar.api import parse_upload
 from zhengshu.calendar.schemas import HolidayDayIn, HolidayYearIn, HolidayYearRead
 from zhengshu.core import clock
 from zhengshu.core.errors import FieldError, ValidationFailed, ZhengshuError
-from zhengshu.org.pages import form_errors, redirect
 from zhengshu.security import authz
 from zhengshu.security.actor import Actor
 from zhengshu.web.deps import Csrf, CurrentActor, DbSession
+from zhengshu.web.forms import form_errors, redirect
 from zhengshu.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -97,9 +97,7 @@ def _year_page(
 
 
 @router.get("/admin/calendar", response_class=HTMLResponse)
-def years_page(
-    request: Request, session: DbSession, actor: CurrentActor, year: int | None = None
-) -> Response:
+def years_page(request: Request, session: DbSession, actor: CurrentActor, year: int | None = None) -> Response:
     _ensure(actor)
     if year is not None and calendar_service.MIN_YEAR <= year <= calendar_service.MAX_YEAR:
         return redirect(f"/admin/calendar/{year}")
@@ -156,17 +154,14 @@ def save_day(
         return _year_page(request, session, year, form=form, errors=form_errors(exc), status_code=422)
     flash(
         request,
-        f"已保存 {day.date.isoformat()}：{KIND_LABELS[day.kind]}（{day.name}）。"
-        "相关办理期限将按新的安排重新计算。",
+        f"已保存 {day.date.isoformat()}：{KIND_LABELS[day.kind]}（{day.name}）。相关办理期限将按新的安排重新计算。",
         link=f"/admin/calendar/{year}?date={day.date.isoformat()}",
     )
     return redirect(f"/admin/calendar/{year}")
 
 
 @router.post("/admin/calendar/{year}/days/{day}/delete", dependencies=[Csrf])
-def delete_day(
-    request: Request, session: DbSession, actor: CurrentActor, year: Year, day: dt.date
-) -> Response:
+def delete_day(request: Request, session: DbSession, actor: CurrentActor, year: Year, day: dt.date) -> Response:
     _ensure(actor)
     calendar_service.delete_day(session, actor=actor, day=day)
     flash(

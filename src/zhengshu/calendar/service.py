@@ -37,7 +37,7 @@ CSV_HEADER = ("date", "kind", "name")
 _CSV_HEADER_ZH = ("日期", "类型", "名称")
 _KIND_WORDS = {"holiday": KIND_HOLIDAY, "休": KIND_HOLIDAY, "workday": KIND_WORKDAY, "班": KIND_WORKDAY}
 _DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
-_STATUS_LABELS = {"official": "正式", "library": "内置", "provisional": "预估"}
+_STATUS_LABELS = {"official": "正式", "library": "内置", "provisional": "暂定"}
 _UNDO_KEY = "zhengshu.calendar.clock_undo"
 _LISTENING_KEY = "zhengshu.calendar.listening"
 

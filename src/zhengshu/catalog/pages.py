@@ -32,6 +32,7 @@ from zhengshu.org import service as org_service
 from zhengshu.security import authz
 from zhengshu.web.deps import Csrf, CurrentActor, DbSession
 from zhengshu.web.errors import pydantic_errors
+from zhengshu.web.forms import safe_local_path
 from zhengshu.web.pagination import decode_cursor, encode_cursor
 from zhengshu.web.templating import flash, render
 from zhengshu.workflow import service as workflow
@@ -351,7 +352,7 @@ def entry_action(
         f"{ticket.due_on.isoformat()}{'（暂定）' if ticket.due_provisional else ''}" if ticket and ticket.due_on else ""
     )
     flash(request, f"「{entry.name}」{message.format(due=due)}", link=f"/catalog/{entry_id}")
-    target = next if next.startswith("/") and not next.startswith("//") else f"/catalog/{entry_id}"
+    target = safe_local_path(next) or f"/catalog/{entry_id}"
     return RedirectResponse(target, status_code=303)
 
 

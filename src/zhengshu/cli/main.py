@@ -4,6 +4,7 @@ Exit codes: 0 ok, 1 failure, 2 usage."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -87,6 +88,10 @@ def serve(
     if upgrade:
         migrate.upgrade(database)
     database.dispose()
+    if workers > 1 and get_settings().runs_embedded_jobs():
+        # each worker process would run its own consumer and repeat every periodic job
+        os.environ["ZHENGSHU_EMBEDDED_JOBS"] = "false"
+        console.print("多进程运行：后台任务不在服务进程内执行，请另行运行 [bold]zhengshu worker[/bold]")
     uvicorn.run("zhengshu.web.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
 
 

@@ -76,7 +76,10 @@ def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500)
     done = 0
     for event_id in ids:
         with session_factory() as session:
-            event = session.get(OutboxEvent, event_id)
+            # SKIP LOCKED (PostgreSQL): another process delivering this event right now keeps it
+            event = session.scalars(
+                select(OutboxEvent).where(OutboxEvent.id == event_id).with_for_update(skip_locked=True)
+            ).first()
             if event is None or event.processed_at is not None:
                 continue
             try:

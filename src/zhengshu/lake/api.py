@@ -20,11 +20,10 @@ from zhengshu.lake.schemas import (
     TableDescriptionRead,
     TableRefRead,
 )
-from zhengshu.org.api import page_of
 from zhengshu.security import authz
 from zhengshu.security.actor import Actor
 from zhengshu.web.deps import CurrentActor, DbSession
-from zhengshu.web.pagination import Count, Cursor, Limit, Page
+from zhengshu.web.pagination import Count, Cursor, Limit, Page, page_of
 
 router = APIRouter(prefix="/lake", tags=["lake"])
 

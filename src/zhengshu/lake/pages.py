@@ -18,10 +18,10 @@ from zhengshu.lake.connectors import FILE_DB_KINDS, FILE_KINDS, SERVER_KINDS, Ta
 from zhengshu.lake.models import SOURCE_KIND_LABELS
 from zhengshu.lake.schemas import DataSourceIn
 from zhengshu.org import service as org_service
-from zhengshu.org.pages import form_errors, redirect
 from zhengshu.security import authz
 from zhengshu.security.actor import Actor
 from zhengshu.web.deps import Csrf, CurrentActor, DbSession
+from zhengshu.web.forms import form_errors, redirect
 from zhengshu.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -145,9 +145,7 @@ def register_source(
                 "options": options,
             }
         )
-        source = lake_service.register_source(
-            session, actor=actor, source_in=source_in, data_dir=_data_dir(request)
-        )
+        source = lake_service.register_source(session, actor=actor, source_in=source_in, data_dir=_data_dir(request))
     except (ValidationError, ZhengshuError) as exc:
         if isinstance(exc, ZhengshuError) and exc.status not in (409, 422):
             raise
@@ -231,6 +229,4 @@ def table_page(
     description = lake_service.describe_table(
         session, actor=actor, source_id=source_id, table=TableRef(schema=schema or None, name=table)
     )
-    return render(
-        request, "lake/table.html", {"source": source, "d": description, "type_labels": DATA_TYPE_LABELS}
-    )
+    return render(request, "lake/table.html", {"source": source, "d": description, "type_labels": DATA_TYPE_LABELS})

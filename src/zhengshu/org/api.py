@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from zhengshu.audit import service as audit_service
 from zhengshu.core.errors import NotFound, Unauthenticated, ValidationFailed
 from zhengshu.org import service as org_service
-from zhengshu.org.models import ApiToken
 from zhengshu.org.schemas import (
     OrganizationIn,
     OrganizationRead,
@@ -28,36 +25,14 @@ from zhengshu.org.schemas import (
     UserUpdate,
 )
 from zhengshu.security import authz
-from zhengshu.security.actor import ROLE_LABELS, Actor, Role
-from zhengshu.security.crypto import token_digest
+from zhengshu.security.actor import ROLE_LABELS, Role
 from zhengshu.web.deps import CurrentActor, DbSession, client_ip
-from zhengshu.web.pagination import Count, Cursor, Limit, Page, decode_cursor, encode_cursor
+from zhengshu.web.pagination import Count, Cursor, Limit, Page, page_of
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["org"])
 
 RegionCode = Annotated[str, Path(pattern=r"^\d{6}$", description="6 位行政区划代码")]
-
-
-def page_of(items: Sequence[Any], *, limit: int, cursor: str | None, count: bool) -> dict[str, Any]:
-    """The list convention over a list already in memory (short reference lists: regions, orgs, users)."""
-    offset = decode_cursor(cursor)
-    end = offset + limit
-    return {
-        "items": list(items[offset:end]),
-        "next_cursor": encode_cursor(end) if end < len(items) else None,
-        "total": len(items) if count else None,
-    }
-
-
-def region_prefix(code: str | None) -> str | None:
-    """360000 → "36" (the whole province), 360100 → "3601" (the city and its counties), a county itself."""
-    if not code:
-        return None
-    prefix = code
-    while prefix.endswith("00") and len(prefix) > 2:
-        prefix = prefix[:-2]
-    return prefix
 
 
 # ---- tokens ---------------------------------------------------------------------------------------------
@@ -82,9 +57,7 @@ def issue_token(request: Request, session: DbSession, token_in: TokenIn) -> Any:
         # Keep the failed-login counter (the lock-out) and the audit record: the error rolls back the rest.
         session.commit()
         raise
-    raw, token = org_service.issue_token(
-        session, user=user, name=token_in.name, expires_days=token_in.expires_days
-    )
+    raw, token = org_service.issue_token(session, user=user, name=token_in.name, expires_days=token_in.expires_days)
     actor = org_service.actor_for(user, source_ip=ip, via="api")
     request.state.actor = actor
     audit_service.record(
@@ -139,12 +112,7 @@ def revoke_token(request: Request, session: DbSession, actor: CurrentActor) -> R
     raw = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not raw:
         raise ValidationFailed("当前请求未使用访问令牌（Authorization: Bearer …）", code="auth.no_token")
-    # TODO(lead): move into org_service.revoke_token(session, *, raw_token) — org/service.py is not ours.
-    token = session.scalars(select(ApiToken).where(ApiToken.token_digest == token_digest(raw))).first()
-    if token is None or token.user_id != actor.user_id:
-        raise Unauthenticated("访问令牌无效或已过期", code="auth.bad_token")
-    token.revoked = True
-    session.flush()
+    org_service.revoke_token(session, actor=actor, raw_token=raw)
     return Response(status_code=204)
 
 
@@ -207,14 +175,12 @@ def list_organizations(
 ) -> dict[str, Any]:
     authz.ensure(actor, "org.view")
     orgs = org_service.list_organizations(
-        session, region_prefix=region_prefix(region_code), q=q, include_inactive=include_inactive
+        session, region_prefix=org_service.region_prefix(region_code), q=q, include_inactive=include_inactive
     )
     return page_of(orgs, limit=limit, cursor=cursor, count=count)
 
 
-@router.post(
-    "/org/organizations", response_model=OrganizationRead, status_code=201, summary="新增组织机构（管理员）"
-)
+@router.post("/org/organizations", response_model=OrganizationRead, status_code=201, summary="新增组织机构（管理员）")
 def create_organization(session: DbSession, actor: CurrentActor, org_in: OrganizationIn) -> Any:
     return org_service.create_organization(session, actor=actor, org_in=org_in)
 
@@ -225,25 +191,12 @@ def get_organization(session: DbSession, actor: CurrentActor, org_id: str) -> An
     return org_service.get_organization(session, org_id=org_id)
 
 
-@router.patch(
-    "/org/organizations/{org_id}", response_model=OrganizationRead, summary="修改组织机构（管理员）"
-)
-def update_organization(
-    session: DbSession, actor: CurrentActor, org_id: str, org_in: OrganizationUpdate
-) -> Any:
+@router.patch("/org/organizations/{org_id}", response_model=OrganizationRead, summary="修改组织机构（管理员）")
+def update_organization(session: DbSession, actor: CurrentActor, org_id: str, org_in: OrganizationUpdate) -> Any:
     return org_service.update_organization(session, actor=actor, org_id=org_id, org_in=org_in)
 
 
 # ---- users ----------------------------------------------------------------------------------------------
-
-
-def _visible_user(session: DbSession, actor: Actor, user_id: str) -> Any:
-    # Same rule as org_service.list_users: administrators see everyone, others their own organization.
-    # TODO(lead): an org_service.get_visible_user would keep this rule in one place.
-    user = org_service.get_user(session, user_id=user_id)
-    if not actor.is_admin and user.org_id != actor.org_id:
-        raise NotFound("未找到该用户", code="org.user_not_found")
-    return user
 
 
 @router.get("/org/users", response_model=Page[UserRead], summary="用户列表（非管理员只见本单位）")
@@ -267,7 +220,7 @@ def create_user(session: DbSession, actor: CurrentActor, user_in: UserIn) -> Any
 
 @router.get("/org/users/{user_id}", response_model=UserRead, summary="用户详情")
 def get_user(session: DbSession, actor: CurrentActor, user_id: str) -> Any:
-    return _visible_user(session, actor, user_id)
+    return org_service.get_visible_user(session, actor=actor, user_id=user_id)
 
 
 @router.patch(
@@ -276,5 +229,5 @@ def get_user(session: DbSession, actor: CurrentActor, user_id: str) -> Any:
     summary="修改用户（管理员；本人可改姓名、口令、电话、邮箱）",
 )
 def update_user(session: DbSession, actor: CurrentActor, user_id: str, user_in: UserUpdate) -> Any:
-    _visible_user(session, actor, user_id)
+    org_service.get_visible_user(session, actor=actor, user_id=user_id)
     return org_service.update_user(session, actor=actor, user_id=user_id, user_in=user_in)

@@ -130,14 +130,8 @@ def province_divisions(province_prefix: str = "36") -> list[DivisionRow]:
         raise ValueError(f"loc.dat 中没有省级代码 {province_prefix}")
 
     province_code = f"{province_prefix}0000"
-    rows = [
-        DivisionRow(
-            province_code, OFFICIAL_NAMES.get(province_code, province_name), "province", None, None, None
-        )
-    ]
-    city_codes = {
-        f"{province_prefix}{sub}" for sub, _ in raw_counties if sub.endswith("00") and sub != "0000"
-    }
+    rows = [DivisionRow(province_code, OFFICIAL_NAMES.get(province_code, province_name), "province", None, None, None)]
+    city_codes = {f"{province_prefix}{sub}" for sub, _ in raw_counties if sub.endswith("00") and sub != "0000"}
     for sub, raw in raw_counties:
         code = f"{province_prefix}{sub}"
         if sub == "0000":

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from zhengshu.core.errors import ZhengshuError
 from zhengshu.org import service as org_service
-from zhengshu.org.api import page_of, region_prefix
 from zhengshu.org.models import Region
 from zhengshu.org.schemas import OrganizationIn, OrganizationUpdate, RegionIn, UserIn, UserUpdate
 from zhengshu.security import authz
 from zhengshu.security.actor import ROLE_LABELS, Actor
+from zhengshu.web import pagination
 from zhengshu.web.deps import Csrf, CurrentActor, DbSession
-from zhengshu.web.errors import pydantic_errors
+from zhengshu.web.forms import blank_to_none, form_errors, page_links, redirect
 from zhengshu.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)
@@ -27,41 +26,8 @@ PAGE_SIZE = 50
 LEVEL_LABELS = {"province": "省", "city": "市", "county": "县（区）"}
 
 
-# ---- helpers shared by the admin pages (calendar and lake pages import them too) ------------------------
-
-
-def form_errors(exc: ValidationError | ZhengshuError) -> dict[str, str]:
-    """Field → message for re-rendering a form; a problem without fields lands under ``""``."""
-    if isinstance(exc, ValidationError):
-        items = pydantic_errors(list(exc.errors()))
-    else:
-        items = [e.as_dict() for e in exc.errors] or [{"field": "", "message": exc.detail}]
-    out: dict[str, str] = {}
-    for item in items:
-        field = item["field"]
-        out[field] = f"{out[field]}；{item['message']}" if field in out else item["message"]
-    return out
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def blank_to_none(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value or None
-
-
 def ensure_admin(actor: Actor) -> None:
     authz.ensure(actor, "org.manage")
-
-
-def page_links(request: Request, next_cursor: str | None) -> str | None:
-    if not next_cursor:
-        return None
-    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-    params["cursor"] = next_cursor
-    return f"{request.url.path}?{urlencode(params)}"
 
 
 # ---- console home ---------------------------------------------------------------------------------------
@@ -97,9 +63,7 @@ def _region_tree(regions: list[Region]) -> list[dict[str, Any]]:
     return [
         {
             "region": root,
-            "cities": [
-                {"region": c, "counties": children.get(c.code, [])} for c in children.get(root.code, [])
-            ],
+            "cities": [{"region": c, "counties": children.get(c.code, [])} for c in children.get(root.code, [])],
         }
         for root in roots
     ]
@@ -225,11 +189,11 @@ def _orgs_page(
 ) -> Response:
     orgs = org_service.list_organizations(
         session,
-        region_prefix=region_prefix(blank_to_none(region_code)),
+        region_prefix=org_service.region_prefix(blank_to_none(region_code)),
         q=blank_to_none(q),
         include_inactive=include_inactive,
     )
-    page = page_of(orgs, limit=PAGE_SIZE, cursor=cursor, count=True)
+    page = pagination.page_of(orgs, limit=PAGE_SIZE, cursor=cursor, count=True)
     return render(
         request,
         "org/organizations.html",
@@ -257,9 +221,7 @@ def organizations_page(
     cursor: str | None = None,
 ) -> Response:
     ensure_admin(actor)
-    return _orgs_page(
-        request, session, q=q, region_code=region_code, include_inactive=include_inactive, cursor=cursor
-    )
+    return _orgs_page(request, session, q=q, region_code=region_code, include_inactive=include_inactive, cursor=cursor)
 
 
 @router.post("/admin/organizations", dependencies=[Csrf])
@@ -402,7 +364,7 @@ def _users_page(
     status_code: int = 200,
 ) -> Response:
     users = org_service.list_users(session, actor=actor, org_id=blank_to_none(org_id), q=blank_to_none(q))
-    page = page_of(users, limit=PAGE_SIZE, cursor=cursor, count=True)
+    page = pagination.page_of(users, limit=PAGE_SIZE, cursor=cursor, count=True)
     orgs = org_service.list_organizations(session, include_inactive=True)
     return render(
         request,
@@ -524,9 +486,7 @@ def _update_user(
 ) -> Response:
     user = org_service.get_user(session, user_id=user_id)
     try:
-        org_service.update_user(
-            session, actor=actor, user_id=user_id, user_in=UserUpdate.model_validate(changes)
-        )
+        org_service.update_user(session, actor=actor, user_id=user_id, user_in=UserUpdate.model_validate(changes))
     except (ValidationError, ZhengshuError) as exc:
         if isinstance(exc, ZhengshuError) and exc.status != 422:
             raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -10,7 +10,7 @@ from stdnum.cn import uscc as uscc_std
 from stdnum.exceptions import ValidationError as StdnumError
 
 from zhengshu.core.db import utcnow
-from zhengshu.core.errors import Conflict, ErrorCollector, NotFound, Unauthenticated
+from zhengshu.core.errors import ErrorCollector, NotFound, Unauthenticated
 from zhengshu.org import permissions as _permissions  # noqa: F401  (registers actions)
 from zhengshu.org.models import ApiToken, Organization, Region, User
 from zhengshu.org.schemas import OrganizationIn, OrganizationUpdate, RegionIn, UserIn, UserUpdate
@@ -317,10 +317,27 @@ def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def ensure_unique(session: Session, *, username: str) -> None:
-    if session.scalars(select(User.id).where(User.username == username)).first():
-        raise Conflict("用户名已存在", code="org.username_taken")
+def get_visible_user(session: Session, *, actor: Actor, user_id: str) -> User:
+    """Administrators see every user, others the users of their own organization (as in :func:`list_users`)."""
+    user = get_user(session, user_id=user_id)
+    if not actor.is_admin and user.org_id != actor.org_id:
+        raise NotFound("未找到该用户", code="org.user_not_found")
+    return user
 
 
-def last_login(user: User) -> datetime | None:
-    return user.last_login_at
+def revoke_token(session: Session, *, actor: Actor, raw_token: str) -> None:
+    token = session.scalars(select(ApiToken).where(ApiToken.token_digest == token_digest(raw_token))).first()
+    if token is None or token.user_id != actor.user_id:
+        raise Unauthenticated("访问令牌无效或已过期", code="auth.bad_token")
+    token.revoked = True
+    session.flush()
+
+
+def region_prefix(code: str | None) -> str | None:
+    """360000 → "36" (the whole province), 360100 → "3601" (the city and its counties), a county itself."""
+    if not code:
+        return None
+    prefix = code
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return prefix

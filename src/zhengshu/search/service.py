@@ -1,11 +1,11 @@
 """Indexing and searching documents (catalog entries, open datasets, data-map nodes) on any SQL store.
 
 A query is a list of tokens (see :mod:`zhengshu.search.text`) that a document must all contain. The
-rarest token drives the query: its postings are read by the (term, doc_ref) key, and each other token is
-checked per candidate document by the (doc_ref, term) index, so "企业 登记 信息" costs about as much as
-its rarest word rather than its most common one. Filters, the caller's authorisation condition, the
-total, the facet counts and the page all come from one statement over the same matched set, so nothing
-outside ``extra_where`` can leak through a count.
+rarest token (counted up to a cap) drives the query: its postings are read by the (term, doc_ref) key;
+other exact words are joined on their key and prefix tokens (pinyin, initials, a lone character) are
+looked up per candidate on (doc_ref, term), so "企业 登记 信息" costs about as much as its rarest
+word. Filters, the caller's authorisation condition, the total, the facet counts and the page all come
+from one statement over the same matched set, so nothing outside ``extra_where`` can leak through a count.
 """
 
 from __future__ import annotations
@@ -355,9 +355,7 @@ def search(
     conditions = _filter_conditions(filters)
     if extra_where is not None:
         conditions.append(extra_where)
-    matched = _matched(
-        session, doc_type=doc_type, tokens=tokens, conditions=conditions, facet_names=facets
-    ).cte("m")
+    matched = _matched(session, doc_type=doc_type, tokens=tokens, conditions=conditions, facet_names=facets).cte("m")
 
     order = (matched.c.score.desc(), matched.c.updated_at.desc(), matched.c.id.desc())
     page = select(matched.c.id, matched.c.score).order_by(*order).limit(limit).offset(offset).subquery("pg")
@@ -380,9 +378,7 @@ def search(
             total = int(num)
         elif value is not None:
             counts[facets[int(kind[1:])]].append((str(value), int(num)))
-    facet_counts = {
-        name: sorted(counts[name], key=lambda vc: (-vc[1], vc[0]))[:FACET_VALUE_LIMIT] for name in facets
-    }
+    facet_counts = {name: sorted(counts[name], key=lambda vc: (-vc[1], vc[0]))[:FACET_VALUE_LIMIT] for name in facets}
 
     hits: list[Hit] = []
     if scores:

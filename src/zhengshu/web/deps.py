@@ -20,8 +20,11 @@ from zhengshu.core.errors import Forbidden, Unauthenticated, ZhengshuError
 from zhengshu.core.events import process_pending
 from zhengshu.org import service as org_service
 from zhengshu.security.actor import Actor
+from zhengshu.security.crypto import hmac_sm3
 
 CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Routes that write their own, more specific audit record (login outcomes with the reason).
+RECORDS_ITS_OWN_AUDIT = {("POST", "/login"), ("POST", "/logout"), ("POST", "/api/v1/auth/token")}
 
 
 def get_database(request: Request) -> Database:
@@ -32,24 +35,28 @@ def get_database(request: Request) -> Database:
 def client_ip(request: Request) -> str | None:
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded and request.app.state.settings.trust_forwarded_for:
-        return forwarded.split(",")[0].strip()
+        # the load balancer appends the address it saw; entries left of it are the client's own claims
+        return forwarded.split(",")[-1].strip()
     return request.client.host if request.client else None
 
 
 def _audit_action(request: Request) -> tuple[str, str, str]:
+    """A stable dotted action name: ``<feature>.<route name>[.<verb>]`` (e.g. ``catalog.entry_action.approve``)."""
     route = request.scope.get("route")
-    name = getattr(route, "name", None) or request.url.path
-    params = request.path_params
+    params = dict(request.path_params)
+    feature = request.url.path.removeprefix("/api/v1/").strip("/").split("/")[0] or "portal"
+    name = f"{feature}.{getattr(route, 'name', None) or 'unknown'}"
+    if "verb" in params:
+        name += f".{params.pop('verb')}"
     target_id = next(iter(params.values()), "") if params else ""
-    target_type = request.url.path.removeprefix("/api/v1/").split("/")[0] if params else ""
-    return str(name), target_type, str(target_id)
+    return name, feature if params else "", str(target_id)
 
 
 def db_session(request: Request) -> Iterator[Session]:
     database = get_database(request)
     session = database.session_factory()
     request.state.session = session
-    audited = request.method in CHANGING_METHODS and request.url.path not in ("/login", "/logout")
+    audited = request.method in CHANGING_METHODS and (request.method, request.url.path) not in RECORDS_ITS_OWN_AUDIT
     try:
         yield session
         if audited:
@@ -71,7 +78,7 @@ def db_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
-    if request.app.state.settings.process_outbox_inline:
+    if audited and request.app.state.settings.process_outbox_inline:
         process_pending(database.session_factory)
 
 
@@ -101,6 +108,12 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+def session_epoch(request: Request, user: org_service.User) -> str:
+    """Changes when the password changes, so other sessions end; reveals nothing of the hash."""
+    secret = request.app.state.settings.resolved_secret_key().encode()
+    return hmac_sm3(secret, user.password_hash.encode()).hex()[:20]
+
+
 def optional_actor(request: Request, session: DbSession) -> Actor | None:
     token = _bearer(request)
     via = "api" if request.url.path.startswith("/api/") else "web"
@@ -112,7 +125,7 @@ def optional_actor(request: Request, session: DbSession) -> Actor | None:
         if not user_id:
             return None
         user = session.get(org_service.User, user_id)
-        if user is None or not user.active or request.session.get("pw") != user.password_hash[-16:]:
+        if user is None or not user.active or request.session.get("pw") != session_epoch(request, user):
             request.session.clear()
             return None
         actor = org_service.actor_for(user, source_ip=client_ip(request), via=via)

@@ -14,7 +14,8 @@ from zhengshu.catalog.enums import ENTRY_STATUS_LABELS
 from zhengshu.core.errors import Unauthenticated
 from zhengshu.org import service as org_service
 from zhengshu.org.models import Organization
-from zhengshu.web.deps import Csrf, CurrentActor, DbSession, OptionalActor, client_ip
+from zhengshu.web.deps import Csrf, CurrentActor, DbSession, OptionalActor, client_ip, session_epoch
+from zhengshu.web.forms import safe_local_path
 from zhengshu.web.templating import flash, render
 from zhengshu.workflow import service as workflow
 from zhengshu.workflow.machine import get_machine
@@ -24,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _safe_next(target: str | None) -> str:
-    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+    return safe_local_path(target) or "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -65,7 +66,7 @@ def login(
         )
     request.session.clear()
     request.session["user_id"] = user.id
-    request.session["pw"] = user.password_hash[-16:]  # a password change ends other sessions
+    request.session["pw"] = session_epoch(request, user)  # a password change ends other sessions
     actor = org_service.actor_for(user, source_ip=client_ip(request))
     audit_service.record(session, actor=actor, action="auth.login", target_type="user", target_id=user.id)
     return RedirectResponse(_safe_next(next), status_code=303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -54,3 +55,14 @@ def paginate(
     if count:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     return rows[:limit], next_cursor, total
+
+
+def page_of(items: Sequence[Any], *, limit: int, cursor: str | None, count: bool) -> dict[str, Any]:
+    """The list convention over a list already in memory (short reference lists: regions, orgs, users)."""
+    offset = decode_cursor(cursor)
+    end = offset + limit
+    return {
+        "items": list(items[offset:end]),
+        "next_cursor": encode_cursor(end) if end < len(items) else None,
+        "total": len(items) if count else None,
+    }

@@ -13,6 +13,7 @@ from zhengshu.web.deps import current_actor
 
 def mount_all(app: FastAPI) -> None:
     from zhengshu.audit.api import router as audit_api
+    from zhengshu.audit.pages import router as audit_pages
     from zhengshu.calendar.api import router as calendar_api
     from zhengshu.calendar.pages import router as calendar_pages
     from zhengshu.catalog.api import router as catalog_api
@@ -29,5 +30,5 @@ def mount_all(app: FastAPI) -> None:
     app.include_router(auth_api, prefix="/api/v1")
     for router in (catalog_api, workflow_api, org_api, calendar_api, lake_api, audit_api):
         app.include_router(router, prefix="/api/v1", dependencies=authenticated)
-    for router in (portal_pages, catalog_pages, org_pages, calendar_pages, lake_pages):
+    for router in (portal_pages, catalog_pages, org_pages, calendar_pages, lake_pages, audit_pages):
         app.include_router(router)
