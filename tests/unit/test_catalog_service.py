@@ -358,6 +358,21 @@ def test_reviewer_may_withdraw_and_pending_revision_is_discarded(db: Database, w
         assert _review(s, entry_id) is None
 
 
+def test_withdrawing_discards_a_revision_under_review_so_approval_cannot_revive_it(
+    db: Database, world: World
+) -> None:
+    entry_id = published_entry(db, world)
+    with db.session() as s:
+        catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, entry_in=entry_in(summary="修订中"))
+        catalog_service.submit(s, actor=world[MARKET], entry_id=entry_id)
+        entry = catalog_service.withdraw(s, actor=world[MARKET], entry_id=entry_id, reason="职能划转")
+        assert entry.working_version_id is None and _review(s, entry_id) is None
+        assert [v.state for v in entry.versions] == ["withdrawn", "discarded"]
+        with pytest.raises(Conflict):
+            catalog_service.approve(s, actor=world["reviewer"], entry_id=entry_id)
+        assert entry.status == "withdrawn"
+
+
 def test_discard_a_never_published_draft(db: Database, world: World) -> None:
     with db.session() as s:
         entry = _create(s, world)
@@ -585,6 +600,9 @@ def test_duty_change_confirmed_without_change(db: Database, world: World) -> Non
         )
         with pytest.raises(Forbidden):
             catalog_service.confirm_no_change(s, actor=world["hrss_officer"], ticket_id=ticket.id, comment="x")
+        with pytest.raises(Conflict) as second:
+            catalog_service.register_duty_change(s, actor=world["reviewer"], entry_id=entry_id, description="又一次")
+        assert second.value.code == "catalog.duty_change_open"
         catalog_service.confirm_no_change(s, actor=world[MARKET], ticket_id=ticket.id, comment="目录内容不受影响")
         assert ticket.state == "no_change" and ticket.closed_at is not None
 

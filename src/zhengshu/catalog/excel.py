@@ -84,9 +84,7 @@ def _values(enum: Iterable[Any]) -> tuple[str, ...]:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column(
-        "seq", "序号", "meta", "seq", 6, ("顺序号", "目录序号"), help="目录的顺序号；同一目录的各行序号相同。"
-    ),
+    Column("seq", "序号", "meta", "seq", 6, ("顺序号", "目录序号"), help="目录的顺序号；同一目录的各行序号相同。"),
     Column(
         "name",
         "信息资源名称",
@@ -487,9 +485,7 @@ _BAD_FILE = "文件无法读取：不是有效的 .xlsx 文件或文件已损坏
 
 def _load(content: bytes) -> Any:
     if not content:
-        raise ValidationFailed(
-            "上传的文件是空的，请上传 .xlsx 格式的目录编制模板", code="catalog.import.bad_file"
-        )
+        raise ValidationFailed("上传的文件是空的，请上传 .xlsx 格式的目录编制模板", code="catalog.import.bad_file")
     if content[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise ValidationFailed(
             "不支持旧版 .xls 文件，请在 Excel 或 WPS 中另存为 .xlsx 后再导入", code="catalog.import.bad_file"
@@ -784,9 +780,7 @@ def _model_error_column(message: str) -> str:
     return "name"
 
 
-def _validate_entry_fields(
-    sheet: _Sheet, block: _Block, data: dict[str, Any], errors: list[RowError]
-) -> None:
+def _validate_entry_fields(sheet: _Sheet, block: _Block, data: dict[str, Any], errors: list[RowError]) -> None:
     try:
         EntryBase.model_validate(data)
     except ValidationError as exc:
@@ -803,9 +797,7 @@ def _validate_entry_fields(
             _add(errors, row, sheet.layout.label(col.key), reason)
 
 
-def _parse_block(
-    sheet: _Sheet, block: _Block, codes: dict[str, int]
-) -> tuple[ParsedEntry | None, list[RowError]]:
+def _parse_block(sheet: _Sheet, block: _Block, codes: dict[str, int]) -> tuple[ParsedEntry | None, list[RowError]]:
     errors: list[RowError] = []
     label = sheet.layout.label
     first = block.rows[0]

@@ -73,6 +73,8 @@ def _as_kwargs(doc: IndexDoc) -> dict[str, object]:
         "facets": doc.facets,
         "boost": doc.boost,
         "extra": doc.extra,
+        "summary": doc.summary,
+        "updated_at": doc.updated_at,
     }
 
 

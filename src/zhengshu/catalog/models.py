@@ -92,8 +92,7 @@ class DataItem(IdMixin, Base):
     __tablename__ = "catalog_data_item"
     __table_args__ = (UniqueConstraint("version_id", "name"),)
 
-    version_id: Mapped[str] = mapped_column(ForeignKey("catalog_entry_version.id", ondelete="CASCADE"),
-                                            index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("catalog_entry_version.id", ondelete="CASCADE"), index=True)
     entry_id: Mapped[str] = mapped_column(String(32), index=True)
     key: Mapped[str] = mapped_column(String(32))
     position: Mapped[int]

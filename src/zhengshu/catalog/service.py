@@ -454,7 +454,8 @@ def withdraw(session: Session, *, actor: Actor, entry_id: str, reason: str) -> C
     entry.withdrawn_reason = reason
     entry.next_recheck_on = None
     working = working_version(session, entry)
-    if working is not None and working.state != "submitted":
+    if working is not None:
+        # a revision, even one under review, would otherwise bring the withdrawn entry back on approval
         ticket = review_ticket(session, entry)
         workflow.transition(session, actor=actor, ticket=ticket, name="discard", comment="目录下架，修订作废")
         working.state = "discarded"
@@ -485,6 +486,12 @@ def register_duty_change(session: Session, *, actor: Actor, entry_id: str, descr
     entry = get(session, actor=actor, entry_id=entry_id)
     authz.ensure(actor, "catalog.duty_change")
     authz.ensure(actor, "catalog.review", entry)
+    if workflow.open_for_subject(
+        session, kind=workflows.DUTY_UPDATE, subject_type="catalog_entry", subject_id=entry.id
+    ):
+        raise Conflict("该目录已有未完成的职责变更更新任务", code="catalog.duty_change_open")
+    if entry.status != EntryStatus.PUBLISHED.value:
+        raise Conflict("只有已发布的目录需要登记职责变更", code="catalog.not_published")
     return workflow.open_ticket(
         session,
         actor=actor,

@@ -30,7 +30,7 @@ REVIEW_MACHINE = declare(
         ("recall", "撤回", {"submitted"}, "draft"),
         ("approve", "审核通过并发布", {"submitted"}, "published"),
         ("return", "退回修改", {"submitted"}, "returned"),
-        ("discard", "作废", {"draft", "returned"}, "discarded"),
+        ("discard", "作废", {"draft", "returned", "submitted"}, "discarded"),
     ],
     initial="draft",
     link=_entry_link,

@@ -56,6 +56,27 @@ def _actor(session: Any, username: str) -> Any:
     return org_service.actor_for(user, via="cli")
 
 
+def _cli_actor() -> Any:
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    return replace(SYSTEM_ACTOR, username="cli", display_name="命令行", via="cli")
+
+
+def _audit(session: Any, actor: Any, action: str, target_type: str = "", target_id: str = "", **detail: Any) -> None:
+    """Operator commands are audited like requests: who, what, when, from where (the local host)."""
+    from zhengshu.audit import service as audit_service
+
+    audit_service.record(
+        session,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        source_ip="127.0.0.1",
+        detail=detail,
+    )
+
+
 def _fail(exc: ZhengshuError) -> None:
     err.print(f"[red]错误[/red] {exc.title}：{exc.detail}（{exc.code}）")
     for e in exc.errors[:50]:
@@ -201,6 +222,15 @@ def catalog_import(
                 valid_only=valid_only,
                 progress=lambda: bar.advance(task),
             )
+            _audit(
+                session,
+                _actor(session, as_user),
+                "catalog.import",
+                "file",
+                file.name,
+                created=result.created,
+                updated=result.updated,
+            )
     except ZhengshuError as exc:
         _fail(exc)
     if as_json:
@@ -324,7 +354,7 @@ def user_create(
     from zhengshu.org import service as org_service
     from zhengshu.org.models import Organization
     from zhengshu.org.schemas import UserIn
-    from zhengshu.security.actor import SYSTEM_ACTOR, Role
+    from zhengshu.security.actor import Role
 
     database = _database()
     try:
@@ -337,7 +367,7 @@ def user_create(
                 raise typer.Exit(1)
             user = org_service.create_user(
                 session,
-                actor=SYSTEM_ACTOR,
+                actor=_cli_actor(),
                 user_in=UserIn(
                     username=username,
                     display_name=display_name or username,
@@ -346,6 +376,7 @@ def user_create(
                     roles=[Role(r) for r in role],
                 ),
             )
+            _audit(session, _cli_actor(), "user.create", "user", user.id, roles=list(role))
             console.print(f"已创建用户 {user.username}（{found.name}）")
     except ZhengshuError as exc:
         _fail(exc)
@@ -385,13 +416,13 @@ def user_passwd(
     """重置用户密码。"""
     from zhengshu.org import service as org_service
     from zhengshu.org.schemas import UserUpdate
-    from zhengshu.security.actor import SYSTEM_ACTOR
 
     database = _database()
     try:
         with database.session() as session:
             user = org_service.get_user_by_username(session, username=username)
-            org_service.update_user(session, actor=SYSTEM_ACTOR, user_id=user.id, user_in=UserUpdate(password=password))
+            org_service.update_user(session, actor=_cli_actor(), user_id=user.id, user_in=UserUpdate(password=password))
+            _audit(session, _cli_actor(), "user.passwd", "user", user.id)
     except ZhengshuError as exc:
         _fail(exc)
     console.print(f"已重置 {username} 的密码")
@@ -435,14 +466,13 @@ def org_create(
     """新建组织机构（统一社会信用代码会被校验）。"""
     from zhengshu.org import service as org_service
     from zhengshu.org.schemas import OrganizationIn
-    from zhengshu.security.actor import SYSTEM_ACTOR
 
     database = _database()
     try:
         with database.session() as session:
             org = org_service.create_organization(
                 session,
-                actor=SYSTEM_ACTOR,
+                actor=_cli_actor(),
                 org_in=OrganizationIn(
                     name=name,
                     short_name=short_name,
@@ -453,6 +483,7 @@ def org_create(
                     dept_number=dept_number,
                 ),
             )
+            _audit(session, _cli_actor(), "org.create", "organization", org.id)
             console.print(f"已创建机构 {org.name}（{org.id}）")
     except ZhengshuError as exc:
         _fail(exc)
@@ -478,7 +509,6 @@ def calendar_import(year: int, file: Path, source: str = "", note: str = "") -> 
     from zhengshu.calendar import service as calendar_service
     from zhengshu.calendar.schemas import HolidayYearIn
     from zhengshu.core.events import process_pending
-    from zhengshu.security.actor import SYSTEM_ACTOR
 
     database = _database()
     try:
@@ -487,9 +517,10 @@ def calendar_import(year: int, file: Path, source: str = "", note: str = "") -> 
             days = calendar_service.parse_schedule_csv(file.read_text(encoding="utf-8-sig"))
             calendar_service.import_schedule(
                 session,
-                actor=replace(SYSTEM_ACTOR, via="cli"),
+                actor=_cli_actor(),
                 year_in=HolidayYearIn(year=year, source=source, note=note, days=days),
             )
+            _audit(session, _cli_actor(), "calendar.import", "holiday_year", str(year), days=len(days))
     except ZhengshuError as exc:
         _fail(exc)
     process_pending(database.session_factory)
