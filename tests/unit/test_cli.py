@@ -40,14 +40,40 @@ def test_operator_commands_end_to_end(data_dir: Path) -> None:
     assert "0001" in run("db", "upgrade")
     assert "已载入" in run("org", "load-regions")
     rng = random.Random(3)
-    run("org", "create", "江西省数据局", uscc(rng, region_code="360000", authority="1"), "360000",
-        "--data-authority", "--dept-number", "18")
-    run("org", "create", "江西省市场监督管理局", uscc(rng, region_code="360000", authority="1"), "360000",
-        "--dept-number", "15")
+    run(
+        "org",
+        "create",
+        "江西省数据局",
+        uscc(rng, region_code="360000", authority="1"),
+        "360000",
+        "--data-authority",
+        "--dept-number",
+        "18",
+    )
+    run(
+        "org",
+        "create",
+        "江西省市场监督管理局",
+        uscc(rng, region_code="360000", authority="1"),
+        "360000",
+        "--dept-number",
+        "15",
+    )
     bad = runner.invoke(app, ["org", "create", "坏机构", "91360000ABCDEFGHIJ", "360000"])
     assert bad.exit_code == 1 and "统一社会信用代码" in bad.output
-    run("user", "create", "officer", "--org", "江西省市场监督管理局", "--role", "officer", "--name", "专员",
-        "--password", PASSWORD)
+    run(
+        "user",
+        "create",
+        "officer",
+        "--org",
+        "江西省市场监督管理局",
+        "--role",
+        "officer",
+        "--name",
+        "专员",
+        "--password",
+        PASSWORD,
+    )
     assert "officer" in run("user", "list")
 
     workbook = data_dir / "in.xlsx"
