@@ -364,21 +364,44 @@ def _add_months(d: date, months: int) -> date:
     return date(year, month, min(d.day, _cal.monthrange(year, month)[1]))
 
 
-def approve(session: Session, *, actor: Actor, entry_id: str, comment: str = "") -> CatalogEntry:
+def _decide(
+    session: Session,
+    *,
+    actor: Actor,
+    entry_id: str,
+    transition: str,
+    comment: str,
+    version_state: str,
+    back_to_provider: bool = False,
+) -> tuple[CatalogEntry, EntryVersion]:
+    """A reviewer's decision on the version under review: approve or return."""
     entry = get(session, actor=actor, entry_id=entry_id)
     authz.ensure(actor, "catalog.review", entry)
     working = working_version(session, entry)
     if working is None or working.state != "submitted":
         raise Conflict("该目录没有待审核的版本", code="catalog.nothing_to_review")
-    ticket = review_ticket(session, entry)
-    workflow.transition(session, actor=actor, ticket=ticket, name="approve", comment=comment)
-    today = local_today()
-    old = version(session, version_id=entry.published_version_id)
-    if old is not None:
-        old.state = "superseded"
-    working.state = "published"
+    workflow.transition(
+        session,
+        actor=actor,
+        ticket=review_ticket(session, entry),
+        name=transition,
+        comment=comment,
+        assignee_org_id=entry.provider_org_id if back_to_provider else None,
+    )
+    working.state = version_state
     working.decided_at = utcnow()
     working.decided_by = actor.username
+    return entry, working
+
+
+def approve(session: Session, *, actor: Actor, entry_id: str, comment: str = "") -> CatalogEntry:
+    entry, working = _decide(
+        session, actor=actor, entry_id=entry_id, transition="approve", comment=comment, version_state="published"
+    )
+    today = local_today()
+    old = version(session, version_id=entry.published_version_id)  # still the previous one here
+    if old is not None:
+        old.state = "superseded"
     entry.published_version_id = working.id
     entry.working_version_id = None
     entry.status = EntryStatus.PUBLISHED.value
@@ -399,18 +422,15 @@ def return_for_revision(session: Session, *, actor: Actor, entry_id: str, reason
         errors = ErrorCollector()
         errors.add("reason", "退回时必须说明理由")
         errors.raise_if_any()
-    entry = get(session, actor=actor, entry_id=entry_id)
-    authz.ensure(actor, "catalog.review", entry)
-    working = working_version(session, entry)
-    if working is None or working.state != "submitted":
-        raise Conflict("该目录没有待审核的版本", code="catalog.nothing_to_review")
-    ticket = review_ticket(session, entry)
-    workflow.transition(
-        session, actor=actor, ticket=ticket, name="return", comment=reason, assignee_org_id=entry.provider_org_id
+    entry, _ = _decide(
+        session,
+        actor=actor,
+        entry_id=entry_id,
+        transition="return",
+        comment=reason,
+        version_state="returned",
+        back_to_provider=True,
     )
-    working.state = "returned"
-    working.decided_at = utcnow()
-    working.decided_by = actor.username
     if entry.published_version_id is None:
         entry.status = EntryStatus.RETURNED.value
     session.flush()
