@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from zhengshu.lake.schemas import DataSourceIn
 from zhengshu.org import service as org_service
 from zhengshu.org.divisions import divisions_by_code
 from zhengshu.org.models import Organization, Region, User
-from zhengshu.security.actor import SYSTEM_ACTOR, Actor, Role
+from zhengshu.security.actor import SYSTEM_ACTOR, Role
 from zhengshu.security.passwords import hash_password
 from zhengshu.workflow import service as workflow
 
@@ -60,21 +59,24 @@ def load_regions(session: Session, *, province_prefix: str = "36") -> int:
 
 def _create_orgs(session: Session) -> dict[str, Organization]:
     orgs: dict[str, Organization] = {}
+    provincial_by_number = {d.number: d.key for d in catalog_seed.provincial_departments()}
     for dept in catalog_seed.all_departments():
-        parent = None
-        if not dept.region_code.endswith("0000") and dept.kind != "data_authority":
-            parent = None
         org = Organization(
             name=dept.name,
             short_name=dept.short_name,
             uscc=dept.uscc,
             region_code=dept.region_code,
-            parent_id=parent,
             is_data_authority=dept.kind == "data_authority",
             dept_number=dept.number,
         )
         session.add(org)
         orgs[dept.key] = org
+    session.flush()
+    # a city department's parent is the provincial department of the same line (业务指导关系)
+    for dept in catalog_seed.all_departments():
+        parent_key = None if dept.region_code.endswith("0000") else provincial_by_number.get(dept.number)
+        if parent_key is not None:
+            orgs[dept.key].parent_id = orgs[parent_key].id
     session.flush()
     return orgs
 
@@ -109,14 +111,6 @@ def _create_users(session: Session, orgs: dict[str, Organization]) -> list[User]
     session.add_all(users)
     session.flush()
     return users
-
-
-def _actor(users: dict[str, User], username: str, today_offset: int = 0) -> Actor:
-    return replace(org_service.actor_for(users[username]), via="job")
-
-
-def _officer_for(users_by_org: dict[str, User], org_id: str) -> User:
-    return users_by_org[org_id]
 
 
 def build_demo(
