@@ -27,7 +27,7 @@ from zhengshu.org.schemas import (
 from zhengshu.security import authz
 from zhengshu.security.actor import ROLE_LABELS, Role
 from zhengshu.web.deps import CurrentActor, DbSession, client_ip
-from zhengshu.web.pagination import Count, Cursor, Limit, Page, page_of
+from zhengshu.web.pagination import Count, Cursor, Limit, Page, paginate
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["org"])
@@ -141,10 +141,9 @@ def list_regions(
     include_history: Annotated[bool, Query(description="为 true 时包含已撤销的区划")] = False,
 ) -> dict[str, Any]:
     authz.ensure(actor, "org.view")
-    regions = org_service.list_regions(session, parent_code=parent_code, current_only=not include_history)
-    if level:
-        regions = [r for r in regions if r.level == level]
-    return page_of(regions, limit=limit, cursor=cursor, count=count)
+    stmt = org_service.regions_query(parent_code=parent_code, level=level, current_only=not include_history)
+    items, next_cursor, total = paginate(session, stmt, limit=limit, cursor=cursor, count=count)
+    return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
 @router.get("/org/regions/{code}", response_model=RegionRead, summary="行政区划详情")
@@ -174,10 +173,11 @@ def list_organizations(
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     authz.ensure(actor, "org.view")
-    orgs = org_service.list_organizations(
-        session, region_prefix=org_service.region_prefix(region_code), q=q, include_inactive=include_inactive
+    stmt = org_service.organizations_query(
+        region_prefix=org_service.region_prefix(region_code), q=q, include_inactive=include_inactive
     )
-    return page_of(orgs, limit=limit, cursor=cursor, count=count)
+    items, next_cursor, total = paginate(session, stmt, limit=limit, cursor=cursor, count=count)
+    return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
 @router.post("/org/organizations", response_model=OrganizationRead, status_code=201, summary="新增组织机构（管理员）")
@@ -209,8 +209,9 @@ def list_users(
     q: Annotated[str | None, Query(description="按用户名或姓名检索")] = None,
     org_id: str | None = None,
 ) -> dict[str, Any]:
-    users = org_service.list_users(session, actor=actor, org_id=org_id, q=q)
-    return page_of(users, limit=limit, cursor=cursor, count=count)
+    stmt = org_service.users_query(actor=actor, org_id=org_id, q=q)
+    items, next_cursor, total = paginate(session, stmt, limit=limit, cursor=cursor, count=count)
+    return {"items": items, "next_cursor": next_cursor, "total": total}
 
 
 @router.post("/org/users", response_model=UserRead, status_code=201, summary="新增用户（管理员）")

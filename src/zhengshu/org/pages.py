@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import func, select
 
 from zhengshu.core.errors import ZhengshuError
 from zhengshu.org import service as org_service
@@ -26,6 +27,15 @@ PAGE_SIZE = 50
 LEVEL_LABELS = {"province": "省", "city": "市", "county": "县（区）"}
 
 
+def _count(session: Any, stmt: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+
+def _page(session: Any, stmt: Any, cursor: str | None) -> dict[str, Any]:
+    items, next_cursor, total = pagination.paginate(session, stmt, limit=PAGE_SIZE, cursor=cursor, count=True)
+    return {"items": items, "next_cursor": next_cursor, "total": total}
+
+
 def ensure_admin(actor: Actor) -> None:
     authz.ensure(actor, "org.manage")
 
@@ -42,7 +52,7 @@ def admin_home(request: Request, session: DbSession, actor: CurrentActor) -> Res
     years = calendar_service.list_years(session)
     counts = {
         "regions": len(org_service.list_regions(session)),
-        "organizations": len(org_service.list_organizations(session, include_inactive=True)),
+        "organizations": _count(session, org_service.organizations_query(include_inactive=True)),
         "users": org_service.count_users(session),
         "years": len(years),
         "provisional_years": sum(1 for y in years if y.status == "provisional"),
@@ -187,13 +197,15 @@ def _orgs_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    orgs = org_service.list_organizations(
+    page = _page(
         session,
-        region_prefix=org_service.region_prefix(blank_to_none(region_code)),
-        q=blank_to_none(q),
-        include_inactive=include_inactive,
+        org_service.organizations_query(
+            region_prefix=org_service.region_prefix(blank_to_none(region_code)),
+            q=blank_to_none(q),
+            include_inactive=include_inactive,
+        ),
+        cursor,
     )
-    page = pagination.page_of(orgs, limit=PAGE_SIZE, cursor=cursor, count=True)
     return render(
         request,
         "org/organizations.html",
@@ -363,8 +375,9 @@ def _users_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    users = org_service.list_users(session, actor=actor, org_id=blank_to_none(org_id), q=blank_to_none(q))
-    page = pagination.page_of(users, limit=PAGE_SIZE, cursor=cursor, count=True)
+    page = _page(
+        session, org_service.users_query(actor=actor, org_id=blank_to_none(org_id), q=blank_to_none(q)), cursor
+    )
     orgs = org_service.list_organizations(session, include_inactive=True)
     return render(
         request,

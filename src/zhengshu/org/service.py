@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc as uscc_std
 from stdnum.exceptions import ValidationError as StdnumError
@@ -93,13 +93,21 @@ def user_for_token(session: Session, *, raw_token: str) -> User:
 # ---- regions ------------------------------------------------------------------------------------------
 
 
-def list_regions(session: Session, *, parent_code: str | None = None, current_only: bool = True) -> list[Region]:
+def regions_query(
+    *, parent_code: str | None = None, level: str | None = None, current_only: bool = True
+) -> Select[tuple[Region]]:
     stmt = select(Region).order_by(Region.code)
     if parent_code:
         stmt = stmt.where(Region.parent_code == parent_code)
+    if level:
+        stmt = stmt.where(Region.level == level)
     if current_only:
         stmt = stmt.where(Region.valid_to.is_(None))
-    return list(session.scalars(stmt))
+    return stmt
+
+
+def list_regions(session: Session, *, parent_code: str | None = None, current_only: bool = True) -> list[Region]:
+    return list(session.scalars(regions_query(parent_code=parent_code, current_only=current_only)))
 
 
 def get_region(session: Session, *, code: str) -> Region:
@@ -147,17 +155,24 @@ def validate_uscc(value: str) -> str | None:
     return None
 
 
-def list_organizations(
-    session: Session, *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
-) -> list[Organization]:
-    stmt = select(Organization).order_by(Organization.region_code, Organization.name)
+def organizations_query(
+    *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
+) -> Select[tuple[Organization]]:
+    stmt = select(Organization).order_by(Organization.region_code, Organization.name, Organization.id)
     if region_prefix:
         stmt = stmt.where(Organization.region_code.startswith(region_prefix))
     if q:
         stmt = stmt.where(Organization.name.contains(q))
     if not include_inactive:
         stmt = stmt.where(Organization.active.is_(True))
-    return list(session.scalars(stmt))
+    return stmt
+
+
+def list_organizations(
+    session: Session, *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
+) -> list[Organization]:
+    query = organizations_query(region_prefix=region_prefix, q=q, include_inactive=include_inactive)
+    return list(session.scalars(query))
 
 
 def get_organization(session: Session, *, org_id: str) -> Organization:
@@ -222,7 +237,8 @@ def update_organization(session: Session, *, actor: Actor, org_id: str, org_in: 
 # ---- users --------------------------------------------------------------------------------------------
 
 
-def list_users(session: Session, *, actor: Actor, org_id: str | None = None, q: str | None = None) -> list[User]:
+def users_query(*, actor: Actor, org_id: str | None = None, q: str | None = None) -> Select[tuple[User]]:
+    """Users this actor may see: administrators everyone, others their own organization."""
     stmt = select(User).order_by(User.username)
     if not actor.is_admin:
         stmt = stmt.where(User.org_id == actor.org_id)
@@ -230,7 +246,11 @@ def list_users(session: Session, *, actor: Actor, org_id: str | None = None, q: 
         stmt = stmt.where(User.org_id == org_id)
     if q:
         stmt = stmt.where(User.username.contains(q) | User.display_name.contains(q))
-    return list(session.scalars(stmt))
+    return stmt
+
+
+def list_users(session: Session, *, actor: Actor, org_id: str | None = None, q: str | None = None) -> list[User]:
+    return list(session.scalars(users_query(actor=actor, org_id=org_id, q=q)))
 
 
 def get_user(session: Session, *, user_id: str) -> User:
