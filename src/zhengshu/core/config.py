@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     catalog_review_days: int = 5
     catalog_update_days: int = 10
     catalog_recheck_months: int = 12
+    application_compliance_days: int = Field(default=2, description="数据主管部门合规审查时限（工作日）")
+    application_reply_days: int = Field(default=5, description="提供部门答复有条件共享申请的时限（工作日）")
+    demand_reply_days: int = Field(default=10, description="提供部门答复数据需求（编目、挂接并答复）的时限（工作日）")
+    coordination_days: int = Field(default=5, description="数据主管部门协调的时限（工作日）")
+    objection_reply_days: int = Field(default=5, description="提供部门答复数据异议的时限（工作日）")
+    max_attachment_mb: int = Field(default=20, description="异议佐证材料单个文件大小上限（MB）")
     embedded_jobs: bool | None = Field(
         default=None, description="在 serve 进程内运行后台任务；默认在未配置 Redis 时开启（演示与单机部署）"
     )
