@@ -18,8 +18,16 @@ def mount_all(app: FastAPI) -> None:
     from zhengshu.calendar.pages import router as calendar_pages
     from zhengshu.catalog.api import router as catalog_api
     from zhengshu.catalog.pages import router as catalog_pages
+    from zhengshu.demand.api import router as applications_api
+    from zhengshu.demand.pages import router as applications_pages
+    from zhengshu.demand.request_api import router as requests_api
+    from zhengshu.demand.request_pages import router as requests_pages
     from zhengshu.lake.api import router as lake_api
     from zhengshu.lake.pages import router as lake_pages
+    from zhengshu.notify.api import router as notify_api
+    from zhengshu.notify.pages import router as notify_pages
+    from zhengshu.objection.api import router as objection_api
+    from zhengshu.objection.pages import router as objection_pages
     from zhengshu.org.api import public_router as auth_api
     from zhengshu.org.api import router as org_api
     from zhengshu.org.pages import router as org_pages
@@ -28,7 +36,29 @@ def mount_all(app: FastAPI) -> None:
 
     authenticated = [Depends(current_actor)]
     app.include_router(auth_api, prefix="/api/v1")
-    for router in (catalog_api, workflow_api, org_api, calendar_api, lake_api, audit_api):
+    for router in (
+        catalog_api,
+        applications_api,
+        requests_api,
+        objection_api,
+        notify_api,
+        workflow_api,
+        org_api,
+        calendar_api,
+        lake_api,
+        audit_api,
+    ):
         app.include_router(router, prefix="/api/v1", dependencies=authenticated)
-    for router in (portal_pages, catalog_pages, org_pages, calendar_pages, lake_pages, audit_pages):
+    for router in (
+        portal_pages,
+        catalog_pages,
+        applications_pages,
+        requests_pages,
+        objection_pages,
+        notify_pages,
+        org_pages,
+        calendar_pages,
+        lake_pages,
+        audit_pages,
+    ):
         app.include_router(router)
