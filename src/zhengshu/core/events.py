@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from zhengshu.core.db import Base, IdMixin, utcnow
+from zhengshu.core.db import Base, IdMixin, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,18 @@ class OutboxEvent(IdMixin, Base):
 
 def emit(session: Session, name: str, **payload: Any) -> OutboxEvent:
     """Record a domain event in the current transaction. Payloads carry ids, not objects."""
-    event = OutboxEvent(name=name, payload=payload)
+    event = OutboxEvent(id=new_id(), name=name, payload=payload)
     session.add(event)
+    session.info.setdefault(EMITTED, []).append(event.id)
     return event
+
+
+EMITTED = "zhengshu.emitted_event_ids"
+
+
+def emitted_ids(session: Session) -> list[str]:
+    """Ids of the events this session emitted (the request delivers just those right after its commit)."""
+    return list(session.info.get(EMITTED, []))
 
 
 def consumer(name: str, consumer_name: str | None = None) -> Callable[[Consumer], Consumer]:
@@ -62,17 +71,22 @@ def consumers_for(name: str) -> list[Consumer]:
 MAX_ATTEMPTS = 5
 
 
-def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500) -> int:
-    """Deliver pending events to their consumers; returns how many were processed."""
-    with session_factory() as session:
-        ids = list(
-            session.scalars(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.processed_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
-                .order_by(OutboxEvent.id)
-                .limit(limit)
+def process_pending(
+    session_factory: sessionmaker[Session], *, limit: int = 500, only: list[str] | None = None
+) -> int:
+    """Deliver pending events to their consumers (all of them, or ``only`` these ids); returns how many."""
+    if only is not None:
+        ids = only[:limit]
+    else:
+        with session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.processed_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
+                    .order_by(OutboxEvent.id)
+                    .limit(limit)
+                )
             )
-        )
     done = 0
     for event_id in ids:
         with session_factory() as session:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from zhengshu.audit import service as audit_service
 from zhengshu.core.db import Database
 from zhengshu.core.errors import Forbidden, Unauthenticated, ZhengshuError
-from zhengshu.core.events import process_pending
+from zhengshu.core.events import emitted_ids, process_pending
 from zhengshu.org import service as org_service
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import hmac_sm3
@@ -70,6 +70,7 @@ def db_session(request: Request) -> Iterator[Session]:
                 source_ip=client_ip(request),
                 detail={"method": request.method, "path": request.url.path},
             )
+        emitted = emitted_ids(session)
         session.commit()
     except BaseException as exc:
         session.rollback()
@@ -78,8 +79,9 @@ def db_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
-    if audited and request.app.state.settings.process_outbox_inline:
-        process_pending(database.session_factory)
+    if emitted and request.app.state.settings.process_outbox_inline:
+        # deliver what this request produced; the worker picks up anything left or failed
+        process_pending(database.session_factory, only=emitted)
 
 
 def _audit_failure(database: Database, request: Request, exc: BaseException) -> None:
