@@ -13,6 +13,10 @@ FEATURE_MODULES = (
     "zhengshu.lake.service",
     "zhengshu.calendar.service",
     "zhengshu.audit.permissions",
+    "zhengshu.notify.service",
+    "zhengshu.demand.requests",
+    "zhengshu.demand.applications",
+    "zhengshu.objection.service",
 )
 
 

@@ -67,3 +67,41 @@ def start_embedded() -> EmbeddedConsumer:
     consumer = EmbeddedConsumer(huey, workers=1, worker_type="thread", periodic=True)
     consumer.start()
     return consumer
+
+
+# ---- escalation of overdue work (daily, 01:20 Beijing) -------------------------------------------------
+
+
+@huey.periodic_task(crontab(minute="20", hour="17"), name="demand.requests.escalate_overdue")
+def escalate_overdue_requests() -> int:
+    """Unanswered data requests go to the data authority for coordination."""
+    from zhengshu.demand import requests as request_service
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return request_service.escalate_overdue(session, actor=SYSTEM_ACTOR)
+
+
+@huey.periodic_task(crontab(minute="25", hour="17"), name="objection.escalate_overdue")
+def escalate_overdue_objections() -> int:
+    """Objections not answered within the limit go to the data authority."""
+    from zhengshu.objection import service as objection_service
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return objection_service.escalate_overdue(session, actor=SYSTEM_ACTOR)
+
+
+@huey.periodic_task(crontab(minute="30", hour="17"), name="demand.applications.daily")
+def application_deadlines() -> dict[str, int]:
+    """Overdue provider reviews go to the data authority; lapsed supplements and appeal windows close;
+    authorizations past their end date expire."""
+    from zhengshu.demand import applications, authorizations
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return {
+            "escalated": applications.escalate_overdue(session, actor=SYSTEM_ACTOR),
+            "closed": applications.close_lapsed(session, actor=SYSTEM_ACTOR),
+            "expired": authorizations.expire_due(session, actor=SYSTEM_ACTOR),
+        }

@@ -5,7 +5,10 @@ from zhengshu.calendar import models as calendar_models
 from zhengshu.catalog import models as catalog_models
 from zhengshu.core import events as core_events
 from zhengshu.core.db import Base
+from zhengshu.demand import models as demand_models
 from zhengshu.lake import models as lake_models
+from zhengshu.notify import models as notify_models
+from zhengshu.objection import models as objection_models
 from zhengshu.org import models as org_models
 from zhengshu.search import models as search_models
 from zhengshu.workflow import models as workflow_models
@@ -16,7 +19,10 @@ __all__ = [
     "calendar_models",
     "catalog_models",
     "core_events",
+    "demand_models",
     "lake_models",
+    "notify_models",
+    "objection_models",
     "org_models",
     "search_models",
     "workflow_models",

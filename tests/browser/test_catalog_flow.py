@@ -28,7 +28,8 @@ def test_officer_compiles_reviewer_approves_and_search_finds_it(live_server: str
     login(page, base, "market_officer")
     shot(page, "officer-home")
 
-    page.click("nav >> text=编制目录")
+    page.click("nav >> text=目录一本账")
+    page.click("a.btn:has-text('编制目录')")
     page.fill("#name", "企业登记信息")
     page.select_option("#class_code", "102001")
     page.fill("#summary", "全省市场主体登记注册信息，用于市场监管与社会保障核验")

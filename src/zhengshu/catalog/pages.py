@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from zhengshu.catalog import importing, indexing, mounting
+from zhengshu.catalog import importing, indexing, mounting, panels
 from zhengshu.catalog import service as catalog_service
 from zhengshu.catalog.enums import (
     DATA_TYPE_LABELS,
@@ -314,6 +314,7 @@ def entry_detail(request: Request, session: DbSession, actor: CurrentActor, entr
             "sources": sources,
             "today": local_today(),
             "versions": catalog_service.visible_versions(session, actor=actor, entry_id=entry.id),
+            **panels.render_context(session, actor, entry),
         },
     )
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     application_compliance_days: int = Field(default=2, description="数据主管部门合规审查时限（工作日）")
     application_reply_days: int = Field(default=5, description="提供部门答复有条件共享申请的时限（工作日）")
     demand_reply_days: int = Field(default=10, description="提供部门答复数据需求（编目、挂接并答复）的时限（工作日）")
+    application_supplement_days: int = Field(default=10, description="申请人补充材料的时限（工作日）")
+    application_appeal_days: int = Field(default=5, description="申请人对答复提出申诉的期限（工作日）")
     coordination_days: int = Field(default=5, description="数据主管部门协调的时限（工作日）")
     objection_reply_days: int = Field(default=5, description="提供部门答复数据异议的时限（工作日）")
     max_attachment_mb: int = Field(default=20, description="异议佐证材料单个文件大小上限（MB）")

@@ -1,0 +1,1 @@
+"""In-page notifications and the hook for other channels (e-mail, SMS)."""

@@ -25,6 +25,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 OPENAPI_TAGS = [
     {"name": "auth", "description": "登录与访问令牌"},
     {"name": "catalog", "description": "资源目录：编制、审核、发布、版本、挂接、导入导出、检索"},
+    {"name": "applications", "description": "共享申请：提交、合规审查、逐项审核、补充材料、申诉与协调"},
+    {"name": "authorizations", "description": "共享授权：暂停、恢复、续期、撤销；谁能看到哪个信息项"},
+    {"name": "requests", "description": "数据需求：未编目数据的需求、答复、改派与协调"},
+    {"name": "objection", "description": "数据异议：提出、受理标注、答复更正、转办、仲裁、标注与更正记录"},
+    {"name": "notify", "description": "站内通知"},
     {"name": "workflow", "description": "待办、逾期与工单时间线"},
     {"name": "org", "description": "行政区划、组织机构与用户"},
     {"name": "calendar", "description": "工作日与节假日安排"},
