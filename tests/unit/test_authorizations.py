@@ -300,3 +300,19 @@ def test_default_masking_rule_from_name_and_sensitivity(name: str, sensitivity: 
     assert default_rule_for(name, sensitivity) == rule
     assert default_rule(Item()) == rule
     assert rule in RULES
+
+
+def test_withdrawing_the_entry_suspends_its_authorizations(db: Database, world: World, entry_id: str) -> None:
+    from zhengshu.catalog import service as catalog_service
+    from zhengshu.core.events import process_pending
+
+    auth_id = granted(db, world, entry_id)
+    assert allowed(db, world, entry_id, ["法定代表人"])
+    with db.session() as s:
+        catalog_service.withdraw(s, actor=world["market_officer"], entry_id=entry_id, reason="职能划转")
+    process_pending(db.session_factory)
+    assert not allowed(db, world, entry_id, ["法定代表人"])
+    with db.session() as s:
+        auth = s.get(Authorization, auth_id)
+        assert auth is not None and auth.status == "suspended"
+        assert "目录已下架：职能划转" in auth.status_reason

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from zhengshu.catalog import service as catalog_service
 from zhengshu.core.db import new_id, utcnow
 from zhengshu.core.errors import Conflict, ErrorCollector, NotFound
-from zhengshu.core.events import emit
+from zhengshu.core.events import OutboxEvent, consumer, emit
 from zhengshu.core.timeutil import local_today
 from zhengshu.demand import permissions as _permissions  # noqa: F401  (registers actions)
 from zhengshu.demand.models import (
@@ -518,3 +518,13 @@ def expiring_within(
             .order_by(Authorization.end_on)
         )
     )
+
+
+@consumer("catalog.entry.withdrawn", "demand.authorizations.entry_withdrawn")
+def _on_entry_withdrawn(session: Session, event: OutboxEvent) -> None:
+    """A withdrawn entry delivers nothing: its active authorizations are suspended, with the reason."""
+    entry_id = str(event.payload["entry_id"])
+    reason = f"目录已下架：{event.payload.get('reason') or '未说明理由'}"
+    for auth in session.scalars(select(Authorization).where(Authorization.entry_id == entry_id)):
+        if effective_status(auth) == "active":
+            suspend(session, actor=SYSTEM_ACTOR, authorization_id=auth.id, reason=reason)
