@@ -32,6 +32,13 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(calendar_app, name="calendar")
+# workflows.py defines its apps before importing this module back for the helpers: either may load first
+from zhengshu.cli.workflows import application_app, authorization_app, objection_app, request_app  # noqa: E402
+
+app.add_typer(application_app, name="application")
+app.add_typer(authorization_app, name="authorization")
+app.add_typer(request_app, name="request")
+app.add_typer(objection_app, name="objection")
 
 console = Console()
 err = Console(stderr=True)

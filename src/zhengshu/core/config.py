@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     node_name: str = Field(default="江西省政务数据共享平台")
     cookie_secure: bool = Field(default=False, description="会话 Cookie 仅经 HTTPS 发送（生产应开启）")
     redis_url: str | None = None
+    db_pool_size: int = Field(default=20, description="每个服务进程的数据库连接池大小（PostgreSQL）")
+    max_inflight_requests: int = Field(
+        default=20, description="每个服务进程同时处理的请求上限；其余请求排队等候，不占用数据库连接"
+    )
     trust_forwarded_for: bool = Field(default=False, description="位于负载均衡之后时，从 X-Forwarded-For 取来源地址")
     templates_dir: Path | None = Field(default=None, description="覆盖页面模板的目录（按文件名优先）")
     # Time limits are policy (DOMAIN.md): defaults an administrator may change.

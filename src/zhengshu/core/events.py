@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, select
+from sqlalchemy import Index, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from zhengshu.core.db import Base, IdMixin, new_id, utcnow
@@ -40,7 +40,8 @@ def emit(session: Session, name: str, **payload: Any) -> OutboxEvent:
     """Record a domain event in the current transaction. Payloads carry ids, not objects."""
     event = OutboxEvent(id=new_id(), name=name, payload=payload)
     session.add(event)
-    session.info.setdefault(EMITTED, []).append(event.id)
+    if consumers_for(name):  # nothing listens to it: the worker's next sweep marks it delivered
+        session.info.setdefault(EMITTED, []).append(event.id)
     return event
 
 
@@ -71,9 +72,24 @@ def consumers_for(name: str) -> list[Consumer]:
 MAX_ATTEMPTS = 5
 
 
-def process_pending(
-    session_factory: sessionmaker[Session], *, limit: int = 500, only: list[str] | None = None
-) -> int:
+def _mark_unheard(session_factory: sessionmaker[Session], ids: list[str]) -> int:
+    """Events no consumer listens to are marked delivered in one statement, not one transaction each."""
+    with session_factory() as session:
+        names = dict(session.execute(select(OutboxEvent.id, OutboxEvent.name).where(OutboxEvent.id.in_(ids))).all())
+        unheard = [i for i, name in names.items() if not consumers_for(name)]
+        if unheard:
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(unheard), OutboxEvent.processed_at.is_(None))
+                .values(processed_at=utcnow())
+            )
+            session.commit()
+        for event_id in unheard:
+            ids.remove(event_id)
+        return len(unheard)
+
+
+def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500, only: list[str] | None = None) -> int:
     """Deliver pending events to their consumers (all of them, or ``only`` these ids); returns how many."""
     if only is not None:
         ids = only[:limit]
@@ -88,6 +104,8 @@ def process_pending(
                 )
             )
     done = 0
+    if only is None:
+        done += _mark_unheard(session_factory, ids)
     for event_id in ids:
         with session_factory() as session:
             # SKIP LOCKED (PostgreSQL): another process delivering this event right now keeps it

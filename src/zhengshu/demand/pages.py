@@ -395,7 +395,8 @@ def authorization_detail(request: Request, session: DbSession, actor: CurrentAct
             "rule_labels": RULES,
             "status_labels": authorizations.STATUS_LABELS,
             "basis_labels": authorizations.BASIS_LABELS,
-            "can_audit": authz.allowed(actor, "authorization.audit", auth),
+            # the audit question is about the entry (its provider, the data authority covering its region)
+            "can_audit": authz.allowed(actor, "authorization.audit", session.get(CatalogEntry, auth.entry_id)),
             "today": today,
         },
     )

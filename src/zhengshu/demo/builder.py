@@ -19,7 +19,7 @@ from zhengshu.core.config import Settings
 from zhengshu.core.db import Database
 from zhengshu.core.events import process_pending
 from zhengshu.core.timeutil import local_today
-from zhengshu.demo import catalog_seed, source_data
+from zhengshu.demo import catalog_seed, source_data, workflow_seed
 from zhengshu.lake import service as lake_service
 from zhengshu.lake.schemas import DataSourceIn
 from zhengshu.org import service as org_service
@@ -253,6 +253,10 @@ def build_demo(
                 entry_id=entry.id,
                 mount_in=mounting.TableMountIn(source_id=source.id, table=table, allow_problems=True),
             )
+        status.update("共享申请、授权、数据需求与数据异议")
+        workflow_seed.seed_workflows(
+            session, orgs=orgs, users=users, entries=entries, settings=settings, rng=rng, today=today
+        )
         status.update("建立检索索引")
     process_pending(database.session_factory, limit=100_000)
     provisional = clock.is_provisional(date(today.year + 1, 1, 1))

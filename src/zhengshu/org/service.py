@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc as uscc_std
 from stdnum.exceptions import ValidationError as StdnumError
@@ -85,9 +85,26 @@ def user_for_token(session: Session, *, raw_token: str) -> User:
     now = utcnow()
     if token is None or token.revoked or (token.expires_at and token.expires_at < now) or not token.user.active:
         raise Unauthenticated("访问令牌无效或已过期", code="auth.bad_token")
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_EVERY:
+        _touch_token(session, token_id=token.id, now=now)
     return token.user
+
+
+TOKEN_TOUCH_EVERY = timedelta(minutes=5)
+
+
+def _touch_token(session: Session, *, token_id: str, now: datetime) -> None:
+    """Record the token's use in a short transaction of its own: inside the request's transaction the row lock
+    would queue every concurrent request using the same token until the first one commits."""
+    bind = session.get_bind()
+    with bind.connect() as conn:
+        conn.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id)
+            .where((ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - TOKEN_TOUCH_EVERY))
+            .values(last_used_at=now)
+        )
+        conn.commit()
 
 
 # ---- regions ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from zhengshu import __version__
 from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import Database
 from zhengshu.web import errors
+from zhengshu.web.admission import AdmissionLimit
 from zhengshu.web.templating import build_environment
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,10 @@ def _load_calendar(database: Database, calendar_service: Any) -> None:
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    database = database or Database(settings.resolved_database_url())
+    if database is None:
+        url = settings.resolved_database_url()
+        pool = {} if url.startswith("sqlite") else {"pool_size": settings.db_pool_size, "max_overflow": 5}
+        database = Database(url, **pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +104,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    # outermost: requests beyond the cap wait here, holding no thread and no connection
+    app.add_middleware(AdmissionLimit, max_inflight=settings.max_inflight_requests)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
