@@ -126,9 +126,7 @@ def test_non_admins_are_refused_admin_pages(browser) -> None:  # type: ignore[no
         },
     )
     assert r.status_code == 403
-    r = officer.post(
-        f"/admin/calendar/{FUTURE}/days", {"date": f"{FUTURE}-03-01", "kind": "holiday", "name": "x"}
-    )
+    r = officer.post(f"/admin/calendar/{FUTURE}/days", {"date": f"{FUTURE}-03-01", "kind": "holiday", "name": "x"})
     assert r.status_code == 403
 
 
@@ -183,9 +181,7 @@ def test_regions_tree_and_form(browser) -> None:  # type: ignore[no-untyped-def]
         "/admin/regions", {"code": "360103", "name": "西湖区", "level": "county", "parent_code": "360100"}
     )
     assert "已新增行政区划：西湖区（360103）" in flash_after(admin, created)
-    nanchang_row = re.search(
-        r"<td data-label=\"市\">南昌市</td>.*?</tr>", admin.get("/admin/regions").text, re.S
-    )
+    nanchang_row = re.search(r"<td data-label=\"市\">南昌市</td>.*?</tr>", admin.get("/admin/regions").text, re.S)
     assert nanchang_row and "西湖区" in nanchang_row.group(0)
 
     edit = admin.get("/admin/regions", params={"edit": "360103"})
@@ -308,13 +304,9 @@ def test_user_lifecycle(browser, world, app) -> None:  # type: ignore[no-untyped
     assert "已保存用户信息" in flash_after(admin, saved)
     assert 'value="user" checked' in admin.get(f"/admin/users/{user_id}").text
 
-    mismatch = admin.post(
-        f"/admin/users/{user_id}/password", {"password": "Another123", "password_confirm": "x"}
-    )
+    mismatch = admin.post(f"/admin/users/{user_id}/password", {"password": "Another123", "password_confirm": "x"})
     assert mismatch.status_code == 422 and field_error(mismatch, "password_confirm")
-    reset = admin.post(
-        f"/admin/users/{user_id}/password", {"password": "Another123", "password_confirm": "Another123"}
-    )
+    reset = admin.post(f"/admin/users/{user_id}/password", {"password": "Another123", "password_confirm": "Another123"})
     assert "已重置用户口令" in flash_after(admin, reset)
     assert Browser(TestClient(app)).login("hrss_new", "Newpass123").status_code == 401
     assert Browser(TestClient(app)).login("hrss_new", "Another123").status_code == 303
@@ -371,9 +363,7 @@ def test_calendar_year_page_import_and_day_forms(browser, client, world) -> None
     assert f'href="/api/v1/calendar/years/{FUTURE}/export"' in r.text
     assert 'enctype="multipart/form-data"' in r.text
 
-    bad = admin.post(
-        f"/admin/calendar/{FUTURE}/import", files={"file": ("h.csv", b"date,kind\n", "text/csv")}
-    )
+    bad = admin.post(f"/admin/calendar/{FUTURE}/import", files={"file": ("h.csv", b"date,kind\n", "text/csv")})
     assert bad.status_code == 422 and "表头" in text_of(bad)
 
     imported = admin.post(
@@ -392,9 +382,7 @@ def test_calendar_year_page_import_and_day_forms(browser, client, world) -> None
     day = dt.date(FUTURE, 6, 1)
     while day.weekday() >= 5:
         day += dt.timedelta(days=1)
-    invalid = admin.post(
-        f"/admin/calendar/{FUTURE}/days", {"date": day.isoformat(), "kind": "workday", "name": "x"}
-    )
+    invalid = admin.post(f"/admin/calendar/{FUTURE}/days", {"date": day.isoformat(), "kind": "workday", "name": "x"})
     assert invalid.status_code == 422 and field_error(invalid, "kind")
     saved = admin.post(
         f"/admin/calendar/{FUTURE}/days", {"date": day.isoformat(), "kind": "holiday", "name": "测试假日"}
@@ -457,8 +445,9 @@ def test_audit_log_page_lists_records_and_verifies_chain(client, world) -> None:
 
     page = client.get("/login")
     token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    response = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token},
-                           follow_redirects=False)
+    response = client.post(
+        "/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token}, follow_redirects=False
+    )
     assert response.status_code == 303
     listing = client.get("/admin/audit?action=auth")
     assert listing.status_code == 200

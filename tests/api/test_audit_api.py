@@ -22,10 +22,7 @@ def some_activity(client, world) -> dict[str, dict[str, str]]:  # type: ignore[n
     assert client.post("/api/v1/org/organizations", json=body, headers=admin).status_code == 201
     assert client.post("/api/v1/org/organizations", json=body, headers=officer).status_code == 403
     me = world["market_officer"].user_id
-    assert (
-        client.patch(f"/api/v1/org/users/{me}", json={"phone": "13900000000"}, headers=officer).status_code
-        == 200
-    )
+    assert client.patch(f"/api/v1/org/users/{me}", json={"phone": "13900000000"}, headers=officer).status_code == 200
     return {"admin": admin, "officer": officer}
 
 
@@ -81,9 +78,7 @@ def test_non_admin_sees_only_their_own_trail(client, world) -> None:  # type: ig
         "/api/v1/audit/records", params={"actor_username": "admin", "limit": 200}, headers=headers["officer"]
     )
     assert r.status_code == 200 and r.json()["items"] == []
-    mine = client.get("/api/v1/audit/records", params={"limit": 200}, headers=headers["officer"]).json()[
-        "items"
-    ]
+    mine = client.get("/api/v1/audit/records", params={"limit": 200}, headers=headers["officer"]).json()["items"]
     assert mine and {x["actor_username"] for x in mine} == {"market_officer"}
 
 

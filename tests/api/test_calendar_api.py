@@ -49,9 +49,7 @@ def fields(response: Any) -> set[str]:
 
 def test_anonymous_is_401(client, world) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/v1/calendar/years").status_code == 401
-    assert (
-        client.get("/api/v1/calendar/working-days", params={"start": "2026-01-05", "n": 3}).status_code == 401
-    )
+    assert client.get("/api/v1/calendar/working-days", params={"start": "2026-01-05", "n": 3}).status_code == 401
 
 
 def test_years_list_shows_sources(client, world) -> None:  # type: ignore[no-untyped-def]
@@ -130,10 +128,7 @@ def test_2027_import_changes_working_days_and_provisional_flag(client, world) ->
 
 def test_import_errors_name_the_line_and_change_nothing(client, world) -> None:  # type: ignore[no-untyped-def]
     admin = token_for(client, "admin")
-    text = (
-        f"date,kind,name\n{FUTURE}-01-01,holiday,元旦\n"
-        f"{FUTURE}-13-01,holiday,春节\n{FUTURE}-02-03,maybe,春节\n"
-    )
+    text = f"date,kind,name\n{FUTURE}-01-01,holiday,元旦\n{FUTURE}-13-01,holiday,春节\n{FUTURE}-02-03,maybe,春节\n"
     r = client.post(
         f"/api/v1/calendar/years/{FUTURE}/import",
         headers=admin,
@@ -155,9 +150,7 @@ def test_import_errors_name_the_line_and_change_nothing(client, world) -> None: 
     r = client.post(
         f"/api/v1/calendar/years/{FUTURE}/import", headers=admin, files={"file": ("h.csv", gbk, "text/csv")}
     )
-    assert r.status_code == 200 and r.json()["days"] == [
-        {"date": f"{FUTURE}-01-01", "kind": "holiday", "name": "元旦"}
-    ]
+    assert r.status_code == 200 and r.json()["days"] == [{"date": f"{FUTURE}-01-01", "kind": "holiday", "name": "元旦"}]
 
 
 def test_put_year_export_and_round_trip(client, world) -> None:  # type: ignore[no-untyped-def]
@@ -218,10 +211,7 @@ def test_put_and_delete_one_day(client, world) -> None:  # type: ignore[no-untyp
     assert answer["due_on"] != day.isoformat()  # no longer a working day
     # Editing one day of a provisional year makes it official, seeded with the provisional days.
     year = client.get(f"/api/v1/calendar/years/{FUTURE}", headers=officer).json()
-    assert (
-        year["status"] == "official"
-        and len(year["days"]) == len(clock.provisional_schedule(FUTURE).holidays) + 1
-    )
+    assert year["status"] == "official" and len(year["days"]) == len(clock.provisional_schedule(FUTURE).holidays) + 1
 
     assert client.delete(f"/api/v1/calendar/days/{day}", headers=officer).status_code == 403
     assert client.delete(f"/api/v1/calendar/days/{day}", headers=admin).status_code == 204

@@ -8,11 +8,7 @@ from typing import Any
 
 from tests.factories import token_for
 
-CSV = (
-    "tyshxydm,qymc,fddbr\n"
-    "91360100MA35XXXX0X,南昌某科技有限公司,张三\n"
-    "91360100MA35YYYY1Y,九江某贸易有限公司,李四\n"
-)
+CSV = "tyshxydm,qymc,fddbr\n91360100MA35XXXX0X,南昌某科技有限公司,张三\n91360100MA35YYYY1Y,九江某贸易有限公司,李四\n"
 
 
 def fields(response: Any) -> set[str]:
@@ -27,10 +23,7 @@ def upload_csv(client, headers: dict[str, str], name: str = "企业登记.csv") 
 
 def test_anonymous_is_401(client, world) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/v1/lake/sources").status_code == 401
-    assert (
-        client.post("/api/v1/lake/uploads", files={"file": ("a.csv", b"a\n1\n", "text/csv")}).status_code
-        == 401
-    )
+    assert client.post("/api/v1/lake/uploads", files={"file": ("a.csv", b"a\n1\n", "text/csv")}).status_code == 401
 
 
 def test_upload_register_test_tables_describe(client, world, settings) -> None:  # type: ignore[no-untyped-def]
@@ -54,9 +47,7 @@ def test_upload_register_test_tables_describe(client, world, settings) -> None: 
     tested = client.post(f"/api/v1/lake/sources/{source['id']}/test", headers=officer).json()
     assert tested["last_check_ok"] is True and tested["last_checked_at"]
 
-    tables = client.get(
-        f"/api/v1/lake/sources/{source['id']}/tables", params={"count": "true"}, headers=officer
-    ).json()
+    tables = client.get(f"/api/v1/lake/sources/{source['id']}/tables", params={"count": "true"}, headers=officer).json()
     assert tables["total"] == 1 and len(tables["items"]) == 1
     table = tables["items"][0]["name"]
     described = client.get(f"/api/v1/lake/sources/{source['id']}/tables/{table}", headers=officer)
@@ -92,19 +83,13 @@ def test_sources_are_scoped_and_managed_by_officers(client, world) -> None:  # t
     assert client.get(f"/api/v1/lake/sources/{source['id']}", headers=colleague).status_code == 200
     r = client.post(f"/api/v1/lake/sources/{source['id']}/test", headers=colleague)
     assert r.status_code == 403 and r.json()["code"] == "lake.forbidden"
-    r = client.post(
-        "/api/v1/lake/uploads", headers=colleague, files={"file": ("a.csv", CSV.encode(), "text/csv")}
-    )
+    r = client.post("/api/v1/lake/uploads", headers=colleague, files={"file": ("a.csv", CSV.encode(), "text/csv")})
     assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"
 
     admin = token_for(client, "admin")
-    assert source["id"] in {
-        s["id"] for s in client.get("/api/v1/lake/sources", headers=admin).json()["items"]
-    }
+    assert source["id"] in {s["id"] for s in client.get("/api/v1/lake/sources", headers=admin).json()["items"]}
 
-    r = client.patch(
-        f"/api/v1/lake/sources/{source['id']}", json={"name": "企业登记（月度）"}, headers=officer
-    )
+    r = client.patch(f"/api/v1/lake/sources/{source['id']}", json={"name": "企业登记（月度）"}, headers=officer)
     assert r.status_code == 200 and r.json()["name"] == "企业登记（月度）"
     assert client.delete(f"/api/v1/lake/sources/{source['id']}", headers=officer).status_code == 204
     assert client.get(f"/api/v1/lake/sources/{source['id']}", headers=officer).status_code == 404
@@ -142,9 +127,7 @@ def test_secrets_are_never_returned(client, world) -> None:  # type: ignore[no-u
         client.get("/api/v1/lake/sources", headers=officer),
     ):
         assert secret not in response.text
-    cleared = client.patch(
-        f"/api/v1/lake/sources/{source['id']}", json={"clear_password": True}, headers=officer
-    )
+    cleared = client.patch(f"/api/v1/lake/sources/{source['id']}", json={"clear_password": True}, headers=officer)
     assert cleared.json()["has_secret"] is False
 
 
@@ -163,9 +146,7 @@ def test_validation_errors_name_fields(client, world, tmp_path) -> None:  # type
         headers=officer,
     )
     assert r.status_code == 422 and fields(r) == {"options.path"}
-    r = client.post(
-        "/api/v1/lake/uploads", headers=officer, files={"file": ("a.exe", b"MZ", "application/x")}
-    )
+    r = client.post("/api/v1/lake/uploads", headers=officer, files={"file": ("a.exe", b"MZ", "application/x")})
     assert r.status_code == 422 and fields(r) == {"file"}
     r = client.post("/api/v1/lake/uploads", headers=officer)
     assert r.status_code == 422 and fields(r) == {"file"}

@@ -53,9 +53,7 @@ def test_token_issue_and_me(client, world, db) -> None:  # type: ignore[no-untyp
 
 
 def test_wrong_password_is_401_problem_and_audited(client, world, db) -> None:  # type: ignore[no-untyped-def]
-    response = client.post(
-        "/api/v1/auth/token", json={"username": "market_officer", "password": "wrong-pass1"}
-    )
+    response = client.post("/api/v1/auth/token", json={"username": "market_officer", "password": "wrong-pass1"})
     assert response.status_code == 401
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.json()["code"] == "auth.bad_credentials"
@@ -163,9 +161,7 @@ def test_organizations_pagination_and_filters(client, world) -> None:  # type: i
     ids = [o["id"] for o in page["items"] + second["items"]]
     assert sorted(ids) == sorted(world.orgs.values())
 
-    nanchang = client.get(
-        "/api/v1/org/organizations", params={"region_code": "360100"}, headers=headers
-    ).json()
+    nanchang = client.get("/api/v1/org/organizations", params={"region_code": "360100"}, headers=headers).json()
     assert {o["id"] for o in nanchang["items"]} == {world.orgs["nc_authority"], world.orgs["nc_police"]}
     q = client.get("/api/v1/org/organizations", params={"q": "数据局"}, headers=headers).json()
     assert len(q["items"]) == 3
@@ -213,9 +209,7 @@ def test_update_organization(client, world) -> None:  # type: ignore[no-untyped-
     officer = token_for(client, "market_officer")
     org_id = world.orgs["hrss"]
     assert (
-        client.patch(
-            f"/api/v1/org/organizations/{org_id}", json={"short_name": "x"}, headers=officer
-        ).status_code
+        client.patch(f"/api/v1/org/organizations/{org_id}", json={"short_name": "x"}, headers=officer).status_code
         == 403
     )
     r = client.patch(
@@ -225,9 +219,7 @@ def test_update_organization(client, world) -> None:  # type: ignore[no-untyped-
     assert r.json()["short_name"] == "人社厅" and r.json()["active"] is False
     listed = client.get("/api/v1/org/organizations", headers=admin).json()["items"]
     assert org_id not in {o["id"] for o in listed}
-    listed = client.get(
-        "/api/v1/org/organizations", params={"include_inactive": "true"}, headers=admin
-    ).json()
+    listed = client.get("/api/v1/org/organizations", params={"include_inactive": "true"}, headers=admin).json()
     assert org_id in {o["id"] for o in listed["items"]}
     r = client.patch(f"/api/v1/org/organizations/{org_id}", json={"parent_id": org_id}, headers=admin)
     assert r.status_code == 422 and fields(r) == {"parent_id"}
@@ -292,10 +284,7 @@ def test_users_are_scoped_to_the_organization(client, world) -> None:  # type: i
 
     other = world["hrss_officer"].user_id
     assert client.get(f"/api/v1/org/users/{other}", headers=officer).status_code == 404
-    assert (
-        client.patch(f"/api/v1/org/users/{other}", json={"display_name": "x"}, headers=officer).status_code
-        == 404
-    )
+    assert client.patch(f"/api/v1/org/users/{other}", json={"display_name": "x"}, headers=officer).status_code == 404
 
 
 def test_self_service_and_admin_updates(client, world) -> None:  # type: ignore[no-untyped-def]
@@ -311,10 +300,7 @@ def test_self_service_and_admin_updates(client, world) -> None:  # type: ignore[
     assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"
     colleague = world["market_user"].user_id
     assert (
-        client.patch(
-            f"/api/v1/org/users/{colleague}", json={"display_name": "x"}, headers=officer
-        ).status_code
-        == 403
+        client.patch(f"/api/v1/org/users/{colleague}", json={"display_name": "x"}, headers=officer).status_code == 403
     )
 
     admin = token_for(client, "admin")

@@ -86,9 +86,7 @@ def test_overdue_admins_see_all_others_their_org(client, world, db) -> None:  # 
     city = overdue_ticket(db, world, "nc_authority")
     submitted_entry(db, world)  # open but not overdue
 
-    admin = client.get(
-        "/api/v1/workflow/overdue", params={"count": "true"}, headers=token_for(client, "admin")
-    )
+    admin = client.get("/api/v1/workflow/overdue", params={"count": "true"}, headers=token_for(client, "admin"))
     assert admin.status_code == 200
     assert admin.json()["total"] == 2
     assert {t["id"] for t in admin.json()["items"]} == {provincial, city}
@@ -98,14 +96,9 @@ def test_overdue_admins_see_all_others_their_org(client, world, db) -> None:  # 
     assert [t["id"] for t in reviewer["items"]] == [provincial]
     nc = client.get("/api/v1/workflow/overdue", headers=token_for(client, "nc_reviewer")).json()
     assert [t["id"] for t in nc["items"]] == [city]
-    assert (
-        client.get("/api/v1/workflow/overdue", headers=token_for(client, "hrss_officer")).json()["items"]
-        == []
-    )
+    assert client.get("/api/v1/workflow/overdue", headers=token_for(client, "hrss_officer")).json()["items"] == []
 
-    first = client.get(
-        "/api/v1/workflow/overdue", params={"limit": 1}, headers=token_for(client, "admin")
-    ).json()
+    first = client.get("/api/v1/workflow/overdue", params={"limit": 1}, headers=token_for(client, "admin")).json()
     assert len(first["items"]) == 1 and first["next_cursor"]
     second = client.get(
         "/api/v1/workflow/overdue",

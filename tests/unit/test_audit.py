@@ -32,9 +32,7 @@ ZHANG = Actor(
     source_ip="10.1.2.3",
 )
 LI = Actor(user_id="u-li", username="lisi", display_name="李四", org_id="org-rst", via="api")
-ADMIN = Actor(
-    user_id="u-admin", username="admin", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN})
-)
+ADMIN = Actor(user_id="u-admin", username="admin", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN}))
 
 # Trigger names per dialect, to remove them where a test plays the attacker with DBA rights.
 UPDATE_TRIGGER = {"sqlite": "audit_record_no_update", "postgresql": "audit_record_no_update_delete"}

@@ -32,12 +32,8 @@ def library_knows(year: int) -> bool:
 
 FUTURE = next(y for y in range(2027, 2100) if not library_knows(y))
 
-ADMIN = Actor(
-    user_id="u1", username="admin1", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN})
-)
-OFFICER = Actor(
-    user_id="u2", username="zhuanyuan", display_name="专员", org_id="o1", roles=frozenset({Role.OFFICER})
-)
+ADMIN = Actor(user_id="u1", username="admin1", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN}))
+OFFICER = Actor(user_id="u2", username="zhuanyuan", display_name="专员", org_id="o1", roles=frozenset({Role.OFFICER}))
 
 
 @pytest.fixture(autouse=True)
@@ -180,9 +176,7 @@ def test_upsert_day_on_unstored_year_starts_from_provisional_days(session: Sessi
     provisional = clock.provisional_schedule(FUTURE)
     assert clock.is_working_day(extra)
 
-    service.upsert_day(
-        session, actor=ADMIN, year=FUTURE, day_in=HolidayDayIn(date=extra, kind="holiday", name="调整")
-    )
+    service.upsert_day(session, actor=ADMIN, year=FUTURE, day_in=HolidayDayIn(date=extra, kind="holiday", name="调整"))
 
     assert clock.year_status(FUTURE) == "official"
     assert clock.holiday_name(extra) == "调整"
@@ -192,9 +186,7 @@ def test_upsert_day_on_unstored_year_starts_from_provisional_days(session: Sessi
     assert read.status == "official" and len(read.days) == len(provisional.holidays) + 1
 
     # Change it into a different name, then delete it.
-    service.upsert_day(
-        session, actor=ADMIN, year=FUTURE, day_in=HolidayDayIn(date=extra, kind="holiday", name="改名")
-    )
+    service.upsert_day(session, actor=ADMIN, year=FUTURE, day_in=HolidayDayIn(date=extra, kind="holiday", name="改名"))
     assert clock.holiday_name(extra) == "改名"
     service.delete_day(session, actor=ADMIN, day=extra)
     assert clock.is_working_day(extra)
@@ -286,9 +278,7 @@ def test_list_years_covers_stored_current_and_next(session: Session) -> None:
 
 
 def test_parse_csv_good() -> None:
-    text = (
-        "\ufeffdate,kind,name\r\n2027-02-05,休,春节\r\n\r\n2027/2/20,班,春节\r\n20271001,holiday,国庆节\r\n"
-    )
+    text = "\ufeffdate,kind,name\r\n2027-02-05,休,春节\r\n\r\n2027/2/20,班,春节\r\n20271001,holiday,国庆节\r\n"
     days = service.parse_schedule_csv(text)
     assert [(d.date, d.kind, d.name) for d in days] == [
         (D(2027, 2, 5), "holiday", "春节"),

@@ -149,9 +149,7 @@ def test_repeated_layout_with_title_row() -> None:
         entry_row(1, "企业登记信息", 标签="企业、登记,法人；市场主体") + item_cells("成立日期", "D", "8"),
         entry_row(1, "企业登记信息", 标签="企业、登记,法人；市场主体")
         + item_cells("注册资本", "货币", 18.0, 信息项共享类型="有条件共享"),
-        entry_row(
-            2, "个体工商户信息", 信息资源代码="102001/000007", 关联资源代码="102001/000001 102001/000002"
-        )
+        entry_row(2, "个体工商户信息", 信息资源代码="102001/000007", 关联资源代码="102001/000001 102001/000002")
         + item_cells("经营者姓名", "字符"),
     ]
     report = parse_workbook(xlsx(rows, title="省市场监管局政务数据资源目录"))
@@ -176,9 +174,7 @@ def test_repeated_layout_with_title_row() -> None:
 
 
 def test_merged_layout() -> None:
-    a = entry_row(
-        1, "人口基本信息", 信息资源分类码="101001", 共享类型="有条件共享", 共享条件="用于政务服务身份核验"
-    )
+    a = entry_row(1, "人口基本信息", 信息资源分类码="101001", 共享类型="有条件共享", 共享条件="用于政务服务身份核验")
     b = entry_row(2, "户籍迁移信息", 信息资源分类码="101002")
     blank = [None] * len(ENTRY_HEADERS)
     rows = [
@@ -317,8 +313,7 @@ def test_bad_rows_are_reported_and_good_entries_still_parsed() -> None:
         entry_row(6, "技能人才信息") + item_cells("姓名"),  # 10 good row …
         entry_row(6, "技能人才信息") + item_cells("姓名", "C", 30),  # 11 … duplicate item name
         entry_row(7, "社会保障卡信息", 共享类型="不予共享") + item_cells("卡号"),  # 12 no legal basis
-        entry_row(8, "人才引进信息", 信息资源分类码="9x")
-        + item_cells("姓名", "C", 0),  # 13 bad class, length 0
+        entry_row(8, "人才引进信息", 信息资源分类码="9x") + item_cells("姓名", "C", 0),  # 13 bad class, length 0
         entry_row(9, "劳动仲裁信息") + item_cells("案件编号"),  # 14 good
     ]
     report = parse_workbook(xlsx(rows, title="省人社厅政务数据资源目录"))
@@ -332,14 +327,10 @@ def test_bad_rows_are_reported_and_good_entries_still_parsed() -> None:
     assert by_row[5] == ["第 5 行「共享类型」：取值“有条件”不在可选范围（无条件共享、有条件共享、不予共享）"]
     assert by_row[6] == ["第 6 行「信息资源名称」：必须填写"]
     assert by_row[7] == ["第 7 行「共享条件」：有条件共享的目录必须填写共享条件"]
-    assert len(by_row[8]) == 1 and by_row[8][0].startswith(
-        "第 8 行「数据类型」：取值“字母”不是有效的数据类型"
-    )
+    assert len(by_row[8]) == 1 and by_row[8][0].startswith("第 8 行「数据类型」：取值“字母”不是有效的数据类型")
     assert by_row[9] == ["第 9 行「数据长度」：取值“八位”不是整数"]
     assert by_row[11] == ["第 11 行「信息项名称」：信息项名称“姓名”与第 10 行重复"]
-    assert by_row[12] == [
-        "第 12 行「不予共享依据」：不予共享的目录必须提供法律、行政法规或党中央、国务院政策依据"
-    ]
+    assert by_row[12] == ["第 12 行「不予共享依据」：不予共享的目录必须提供法律、行政法规或党中央、国务院政策依据"]
     assert len(by_row[13]) == 2
     assert by_row[13][0].startswith("第 13 行「信息资源分类码」：取值“9x”不是有效的分类码")
     assert by_row[13][1] == "第 13 行「数据长度」：取值 0 不能小于 1"
@@ -621,9 +612,7 @@ def entries(draw: st.DrawFn) -> EntryIn:
 )
 def test_round_trip_property(data: list[EntryIn], layout: str, with_codes: bool) -> None:
     codes = [f"{e.class_code}/{n:06d}" if with_codes else None for n, e in enumerate(data)]
-    exported = export_workbook(
-        [read_dict(e, code) for e, code in zip(data, codes, strict=True)], layout=layout
-    )
+    exported = export_workbook([read_dict(e, code) for e, code in zip(data, codes, strict=True)], layout=layout)
     report = parse_workbook(exported)
     assert report.ok, report.errors
     assert [p.entry.model_dump() for p in report.entries] == [e.model_dump() for e in data]

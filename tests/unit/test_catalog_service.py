@@ -358,9 +358,7 @@ def test_reviewer_may_withdraw_and_pending_revision_is_discarded(db: Database, w
         assert _review(s, entry_id) is None
 
 
-def test_withdrawing_discards_a_revision_under_review_so_approval_cannot_revive_it(
-    db: Database, world: World
-) -> None:
+def test_withdrawing_discards_a_revision_under_review_so_approval_cannot_revive_it(db: Database, world: World) -> None:
     entry_id = published_entry(db, world)
     with db.session() as s:
         catalog_service.update(s, actor=world[MARKET], entry_id=entry_id, entry_in=entry_in(summary="修订中"))

@@ -91,9 +91,7 @@ def test_enterprise_codes_are_valid(seed: int) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    seed=SEEDS, authority_type=st.sampled_from([("9", "1"), ("9", "2"), ("1", "1"), ("1", "2"), ("5", "1")])
-)
+@given(seed=SEEDS, authority_type=st.sampled_from([("9", "1"), ("9", "2"), ("1", "1"), ("1", "2"), ("5", "1")]))
 def test_uscc_passes_stdnum(seed: int, authority_type: tuple[str, str]) -> None:
     authority, org_type = authority_type
     code = uscc(random.Random(seed), region_code="360102", authority=authority, org_type=org_type)
@@ -368,9 +366,7 @@ def test_source_contents_are_valid_and_linked(built: tuple[dict[str, Path], floa
     dcon = duckdb.connect(str(paths["hrss_frontend"]), read_only=True)
     try:
         enrolled = dcon.execute("SELECT DISTINCT sfzh FROM sb_cbxx").fetchall()
-        employers = dcon.execute(
-            "SELECT DISTINCT dwtyshxydm FROM sb_cbxx WHERE dwtyshxydm IS NOT NULL"
-        ).fetchall()
+        employers = dcon.execute("SELECT DISTINCT dwtyshxydm FROM sb_cbxx WHERE dwtyshxydm IS NOT NULL").fetchall()
     finally:
         dcon.close()
     assert len(enrolled) > 1000 and {r[0] for r in enrolled} <= ids
@@ -390,17 +386,11 @@ def test_source_contents_are_valid_and_linked(built: tuple[dict[str, Path], floa
 
 
 def test_build_is_deterministic(tmp_path: Path) -> None:
-    first = source_data.build_source_databases(
-        tmp_path / "a", rng=random.Random(9), people=300, enterprises=80
-    )
-    second = source_data.build_source_databases(
-        tmp_path / "b", rng=random.Random(9), people=300, enterprises=80
-    )
+    first = source_data.build_source_databases(tmp_path / "a", rng=random.Random(9), people=300, enterprises=80)
+    second = source_data.build_source_databases(tmp_path / "b", rng=random.Random(9), people=300, enterprises=80)
     sql = "SELECT * FROM qy_djxx ORDER BY tyshxydm"
     assert _sqlite_rows(first["market_frontend"], sql) == _sqlite_rows(second["market_frontend"], sql)
     assert first["tax_nsr"].read_bytes() == second["tax_nsr"].read_bytes()
     # Building again into the same place replaces the old files instead of failing.
-    again = source_data.build_source_databases(
-        tmp_path / "a", rng=random.Random(9), people=300, enterprises=80
-    )
+    again = source_data.build_source_databases(tmp_path / "a", rng=random.Random(9), people=300, enterprises=80)
     assert len(_sqlite_rows(again["market_frontend"], "SELECT 1 FROM qy_djxx")) == 80

@@ -49,16 +49,10 @@ MY = {"host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}
 PASSWORD = "Zs-S3cret-口令-9137"
 ORG_A, ORG_B = "orga", "orgb"
 
-ADMIN = Actor(
-    user_id="u0", username="admin", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN})
-)
-OFFICER_A = Actor(
-    user_id="u1", username="a1", display_name="甲专员", org_id=ORG_A, roles=frozenset({Role.OFFICER})
-)
+ADMIN = Actor(user_id="u0", username="admin", display_name="管理员", org_id=None, roles=frozenset({Role.ADMIN}))
+OFFICER_A = Actor(user_id="u1", username="a1", display_name="甲专员", org_id=ORG_A, roles=frozenset({Role.OFFICER}))
 USER_A = Actor(user_id="u2", username="a2", display_name="甲用户", org_id=ORG_A, roles=frozenset({Role.USER}))
-OFFICER_B = Actor(
-    user_id="u3", username="b1", display_name="乙专员", org_id=ORG_B, roles=frozenset({Role.OFFICER})
-)
+OFFICER_B = Actor(user_id="u3", username="b1", display_name="乙专员", org_id=ORG_B, roles=frozenset({Role.OFFICER}))
 
 
 def _uid() -> str:
@@ -161,9 +155,7 @@ def my_db() -> Iterator[str]:
 
 def _sqlite_file(path: Path) -> Path:
     conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE rk (sfzh VARCHAR(18) NOT NULL, xm TEXT, csrq DATE, nl INTEGER, sg REAL, zp BLOB)"
-    )
+    conn.execute("CREATE TABLE rk (sfzh VARCHAR(18) NOT NULL, xm TEXT, csrq DATE, nl INTEGER, sg REAL, zp BLOB)")
     conn.executemany(
         "INSERT INTO rk VALUES (?, ?, ?, ?, ?, ?)",
         [("360102199001011234", "李明", "1990-01-01", 35, 1.75, b"\x00")] * 4,
@@ -177,12 +169,10 @@ def _sqlite_file(path: Path) -> Path:
 def _duckdb_file(path: Path) -> Path:
     conn = duckdb.connect(str(path))
     conn.execute(
-        "CREATE TABLE fr (tyshxydm VARCHAR, mc VARCHAR, zczb DECIMAL(18,2), clrq DATE, "
-        "gxsj TIMESTAMP, rs INTEGER)"
+        "CREATE TABLE fr (tyshxydm VARCHAR, mc VARCHAR, zczb DECIMAL(18,2), clrq DATE, gxsj TIMESTAMP, rs INTEGER)"
     )
     conn.execute(
-        "INSERT INTO fr SELECT 'code' || i, '单位' || i, i * 1.5, DATE '2020-01-01', NOW(), i "
-        "FROM range(7) t(i)"
+        "INSERT INTO fr SELECT 'code' || i, '单位' || i, i * 1.5, DATE '2020-01-01', NOW(), i FROM range(7) t(i)"
     )
     conn.execute("COMMENT ON COLUMN fr.mc IS '单位名称'")
     conn.close()
@@ -244,9 +234,7 @@ def _cols(description: TableDescription) -> dict[str, ColumnInfo]:
         ("duckdb", "INTEGER[]", ("M", None)),
     ],
 )
-def test_native_types_map_to_catalog_codes(
-    dialect: str, native: str, expected: tuple[str, int | None]
-) -> None:
+def test_native_types_map_to_catalog_codes(dialect: str, native: str, expected: tuple[str, int | None]) -> None:
     assert typemap.native_type(dialect, native) == expected
 
 
@@ -284,9 +272,7 @@ def test_type_compatibility_rules() -> None:
 
 @pytest.mark.postgres
 def test_postgres_lists_describes_and_reads(pg_schema: str) -> None:
-    connector = make_connector(
-        SourceConfig(kind="postgresql", name="前置库", **PG, options={"schema": pg_schema})
-    )
+    connector = make_connector(SourceConfig(kind="postgresql", name="前置库", **PG, options={"schema": pg_schema}))
     connector.test()
     tables = connector.list_tables()
     assert TableRef(pg_schema, "qy", "table") in tables
@@ -316,9 +302,7 @@ def test_postgres_lists_describes_and_reads(pg_schema: str) -> None:
 @pytest.mark.postgres
 def test_postgres_last_update_from_updated_column_and_max_rows(pg_schema: str) -> None:
     connector = make_connector(
-        SourceConfig(
-            kind="postgresql", **PG, options={"schema": pg_schema, "updated_column": "gxsj", "max_rows": 1}
-        )
+        SourceConfig(kind="postgresql", **PG, options={"schema": pg_schema, "updated_column": "gxsj", "max_rows": 1})
     )
     described = connector.describe("qy")
     # 2025-02-03 09:30 Beijing time (naive values are read as Asia/Shanghai).
@@ -349,9 +333,7 @@ def test_postgres_quotes_identifiers_and_refuses_unknown_tables(pg_schema: str) 
 
 @pytest.mark.postgres
 def test_postgres_connection_is_read_only_and_time_bounded(pg_schema: str) -> None:
-    connector = make_connector(
-        SourceConfig(kind="postgresql", **PG, options={"schema": pg_schema, "timeout_s": 1})
-    )
+    connector = make_connector(SourceConfig(kind="postgresql", **PG, options={"schema": pg_schema, "timeout_s": 1}))
     with connector.connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute(f"INSERT INTO \"{pg_schema}\".qy (qymc) VALUES ('x')")
     with connector.connection() as conn, pytest.raises(psycopg.errors.QueryCanceled):
@@ -363,9 +345,7 @@ def test_postgres_connection_is_read_only_and_time_bounded(pg_schema: str) -> No
 def test_postgres_connection_failure_is_reported_without_password() -> None:
     for config in (
         SourceConfig(kind="postgresql", name="坏库", **{**PG, "port": 1}, password=PASSWORD),
-        SourceConfig(
-            kind="postgresql", name="坏库", **{**PG, "database": f"missing_{_uid()}"}, password=PASSWORD
-        ),
+        SourceConfig(kind="postgresql", name="坏库", **{**PG, "database": f"missing_{_uid()}"}, password=PASSWORD),
     ):
         with pytest.raises(ConnectionFailed) as exc:
             make_connector(config).test()
@@ -500,9 +480,7 @@ def test_csv_utf8_and_gbk(tmp_path: Path) -> None:
     wrong = make_connector(SourceConfig(kind="csv", options={"path": str(gbk), "encoding": "utf-8"}))
     with pytest.raises(ZhengshuError):
         wrong.read_arrow(gbk.name)
-    texted = make_connector(
-        SourceConfig(kind="csv", options={"path": str(utf8), "text_columns": ["行政区划"]})
-    )
+    texted = make_connector(SourceConfig(kind="csv", options={"path": str(utf8), "text_columns": ["行政区划"]}))
     assert _cols(texted.describe(utf8.name))["行政区划"].type_code == "C"
     assert texted.read_arrow(utf8.name, columns=["行政区划"], limit=1).column(0).to_pylist() == ["0791"]
     with pytest.raises(TableNotFound):
@@ -715,9 +693,7 @@ def test_kind_specific_fields_are_validated(session: Session, data_dir: Path, tm
 
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("a\n1\n")
-    outside_in = DataSourceIn.model_validate(
-        {"name": "外部文件", "kind": "csv", "options": {"path": str(outside)}}
-    )
+    outside_in = DataSourceIn.model_validate({"name": "外部文件", "kind": "csv", "options": {"path": str(outside)}})
     with pytest.raises(ValidationFailed) as confined:
         service.register_source(session, actor=OFFICER_A, source_in=outside_in, data_dir=data_dir)
     assert confined.value.errors[0].field == "options.path" and "上传区" in confined.value.errors[0].message
@@ -736,14 +712,10 @@ def test_kind_specific_fields_are_validated(session: Session, data_dir: Path, tm
         service.register_source(
             session,
             actor=OFFICER_A,
-            source_in=DataSourceIn.model_validate(
-                {"name": "穿越", "kind": "csv", "options": {"path": traversal}}
-            ),
+            source_in=DataSourceIn.model_validate({"name": "穿越", "kind": "csv", "options": {"path": traversal}}),
             data_dir=data_dir,
         )
-    xlsx_named_csv = DataSourceIn.model_validate(
-        {"name": "错类型", "kind": "xlsx", "options": {"path": str(sneaky)}}
-    )
+    xlsx_named_csv = DataSourceIn.model_validate({"name": "错类型", "kind": "xlsx", "options": {"path": str(sneaky)}})
     with pytest.raises(ValidationFailed) as ext:
         service.register_source(session, actor=OFFICER_A, source_in=xlsx_named_csv, data_dir=data_dir)
     assert "扩展名" in ext.value.errors[0].message
@@ -793,9 +765,7 @@ def test_test_source_records_the_outcome(session: Session, my_db: str) -> None:
     tables = service.list_source_tables(session, actor=OFFICER_A, source_id=good.id)
     assert [t.name for t in tables] == ["qydj", "qydj_v"]
     described = service.describe_table(session, actor=OFFICER_A, source_id=good.id, table="qydj")
-    assert (
-        TableDescriptionRead.model_validate(described).model_dump(by_alias=True)["table"]["schema"] == my_db
-    )
+    assert TableDescriptionRead.model_validate(described).model_dump(by_alias=True)["table"]["schema"] == my_db
     items = [ItemSpec("企业名称", None, "C", 100), ItemSpec("注册资本", "zczb", "N", 14)]
     assert check_items_against_table(items, described).ok
 
@@ -810,10 +780,7 @@ def test_update_and_delete(session: Session) -> None:
         source_id=source.id,
         source_in=DataSourceUpdate(password="new-pw-7731", port=5433),
     )
-    assert (
-        updated.secret_encrypted != first_token
-        and decrypt_secret(updated.secret_encrypted or "") == "new-pw-7731"
-    )
+    assert updated.secret_encrypted != first_token and decrypt_secret(updated.secret_encrypted or "") == "new-pw-7731"
     assert updated.port == 5433 and updated.last_check_ok is None
     kept = service.update_source(
         session, actor=OFFICER_A, source_id=source.id, source_in=DataSourceUpdate(description="说明")
@@ -824,9 +791,7 @@ def test_update_and_delete(session: Session) -> None:
     )
     assert cleared.secret_encrypted is None and not DataSourceRead.model_validate(cleared).has_secret
     with pytest.raises(ValidationFailed):
-        service.update_source(
-            session, actor=OFFICER_A, source_id=source.id, source_in=DataSourceUpdate(host="")
-        )
+        service.update_source(session, actor=OFFICER_A, source_id=source.id, source_in=DataSourceUpdate(host=""))
     other = service.register_source(session, actor=OFFICER_A, source_in=_pg_in(name="另一库"))
     with pytest.raises(Conflict):
         service.update_source(
@@ -841,15 +806,11 @@ def test_update_and_delete(session: Session) -> None:
 
 def test_save_upload_checks_and_confines_files(data_dir: Path) -> None:
     content = "企业名称,注册资本\n甲公司,10\n".encode()
-    saved = service.save_upload(
-        data_dir=data_dir, org_id=ORG_A, filename="../../企业 名单(2024).CSV", content=content
-    )
+    saved = service.save_upload(data_dir=data_dir, org_id=ORG_A, filename="../../企业 名单(2024).CSV", content=content)
     assert saved.parent == data_dir / "uploads" / ORG_A
     assert saved.suffix == ".csv" and "企业_名单_2024" in saved.name
     assert saved.read_bytes() == content
-    again = service.save_upload(
-        data_dir=data_dir, org_id=ORG_A, filename="企业 名单(2024).csv", content=content
-    )
+    again = service.save_upload(data_dir=data_dir, org_id=ORG_A, filename="企业 名单(2024).csv", content=content)
     assert again != saved  # never overwrites
 
     bad = [
@@ -871,15 +832,11 @@ def test_save_upload_checks_and_confines_files(data_dir: Path) -> None:
 
 def test_uploaded_file_registered_described_and_checked(session: Session, data_dir: Path) -> None:
     text = "统一社会信用代码,企业名称,成立日期\n91360100MA35XXXX1A,南昌甲科技有限公司,2020-03-01\n"
-    saved = service.save_upload(
-        data_dir=data_dir, org_id=ORG_A, filename="qy.csv", content=text.encode("gbk")
-    )
+    saved = service.save_upload(data_dir=data_dir, org_id=ORG_A, filename="qy.csv", content=text.encode("gbk"))
     source = service.register_source(
         session,
         actor=OFFICER_A,
-        source_in=DataSourceIn.model_validate(
-            {"name": "企业名单", "kind": "csv", "options": {"path": str(saved)}}
-        ),
+        source_in=DataSourceIn.model_validate({"name": "企业名单", "kind": "csv", "options": {"path": str(saved)}}),
         data_dir=data_dir,
     )
     assert not source.has_secret

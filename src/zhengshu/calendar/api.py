@@ -26,9 +26,7 @@ from zhengshu.web.pagination import Count, Cursor, Limit, Page, page_of
 router = APIRouter(prefix="/calendar", tags=["calendar"])
 
 MAX_CSV_BYTES = 1024 * 1024
-Year = Annotated[
-    int, Path(ge=calendar_service.MIN_YEAR, le=calendar_service.MAX_YEAR, description="年份，如 2027")
-]
+Year = Annotated[int, Path(ge=calendar_service.MIN_YEAR, le=calendar_service.MAX_YEAR, description="年份，如 2027")]
 
 
 class DayBody(BaseModel):

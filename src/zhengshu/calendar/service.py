@@ -73,9 +73,7 @@ def _validate_year_in(year_in: HolidayYearIn) -> None:
     for i, day in enumerate(year_in.days):
         _check_day(year_in.year, day, errors, f"days[{i}].")
         if day.date in first_index:
-            errors.add(
-                f"days[{i}].date", f"日期 {day.date.isoformat()} 与第 {first_index[day.date] + 1} 条重复"
-            )
+            errors.add(f"days[{i}].date", f"日期 {day.date.isoformat()} 与第 {first_index[day.date] + 1} 条重复")
         else:
             first_index[day.date] = i
     errors.raise_if_any("节假日安排未通过校验")
@@ -168,12 +166,8 @@ def _seeded_year(session: Session, *, actor: Actor, year: int) -> HolidayYear:
         imported_at=utcnow(),
         imported_by=actor.username,
     )
-    row.days = [
-        HolidayDay(date=d, year=year, kind=KIND_HOLIDAY, name=n) for d, n in schedule.holidays.items()
-    ]
-    row.days += [
-        HolidayDay(date=d, year=year, kind=KIND_WORKDAY, name=n) for d, n in schedule.workdays.items()
-    ]
+    row.days = [HolidayDay(date=d, year=year, kind=KIND_HOLIDAY, name=n) for d, n in schedule.holidays.items()]
+    row.days += [HolidayDay(date=d, year=year, kind=KIND_WORKDAY, name=n) for d, n in schedule.workdays.items()]
     session.add(row)
     session.flush()
     return row
@@ -252,16 +246,12 @@ def get_year(session: Session, *, year: int) -> HolidayYearRead:
             imported_at=row.imported_at,
             imported_by=row.imported_by,
         )
-    return HolidayYearRead(
-        year=year, status=clock.year_status(year), days=_schedule_days(clock.schedule_for(year))
-    )
+    return HolidayYearRead(year=year, status=clock.year_status(year), days=_schedule_days(clock.schedule_for(year)))
 
 
 def list_years(session: Session) -> list[HolidayYearSummary]:
     """Stored years plus the current and the next year (the ones whose due dates matter now)."""
-    rows = {
-        r.year: r for r in session.scalars(select(HolidayYear).options(selectinload(HolidayYear.days))).all()
-    }
+    rows = {r.year: r for r in session.scalars(select(HolidayYear).options(selectinload(HolidayYear.days))).all()}
     this_year = clock.today().year
     summaries: list[HolidayYearSummary] = []
     for year in sorted(set(rows) | {this_year, this_year + 1}):
@@ -351,9 +341,7 @@ def parse_schedule_csv(text: str) -> list[HolidayDayIn]:
             errors.add(f"line[{line}].date", f"第{line}行：日期 {day.isoformat()} 与第{seen[day]}行重复")
         kind = _KIND_WORDS.get(raw_kind.lower())
         if kind is None:
-            errors.add(
-                f"line[{line}].kind", f"第{line}行：类型“{raw_kind}”无效，应为 holiday/workday 或 休/班"
-            )
+            errors.add(f"line[{line}].kind", f"第{line}行：类型“{raw_kind}”无效，应为 holiday/workday 或 休/班")
         if not name:
             errors.add(f"line[{line}].name", f"第{line}行：请填写节日名称")
         if len(errors.errors) > row_errors or day is None or kind is None:

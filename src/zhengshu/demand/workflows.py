@@ -16,6 +16,7 @@ from zhengshu.workflow.machine import State, declare
 APPLICATION = "data_application"
 SUBJECT = "data_application"
 
+
 def supplement_days() -> int:
     return get_settings().application_supplement_days
 

@@ -85,9 +85,7 @@ _CITY: tuple[tuple[str, str, str, str, DepartmentKind], ...] = (
 
 def _org_uscc(key: str, region_code: str, org_type: str) -> str:
     # Seeded by the key so a department keeps its code whatever else changes in the demo.
-    return uscc(
-        random.Random(f"zhengshu-demo-org:{key}"), region_code=region_code, authority="1", org_type=org_type
-    )
+    return uscc(random.Random(f"zhengshu-demo-org:{key}"), region_code=region_code, authority="1", org_type=org_type)
 
 
 @cache
@@ -2309,9 +2307,7 @@ _ORG_CONDITIONS = (
     "仅限依法履行监管、审批和公共服务职责的政务部门使用，按照申请的信息项和用途共享，不得向第三方提供",
     "使用部门应说明履职依据，经提供部门审核同意后共享，数据仅用于申请所列事项",
 )
-_OPENING_CONDITION = (
-    "面向科研机构、高等院校和企业开放，须提交数据利用申请并签订开放数据利用协议，仅限约定用途使用"
-)
+_OPENING_CONDITION = "面向科研机构、高等院校和企业开放，须提交数据利用申请并签订开放数据利用协议，仅限约定用途使用"
 
 _SHARING = {"U": SharingType.UNCONDITIONAL, "C": SharingType.CONDITIONAL, "N": SharingType.NOT_SHARED}
 _OPENING = {"U": OpeningType.UNCONDITIONAL, "C": OpeningType.CONDITIONAL, "N": OpeningType.NOT_OPEN}

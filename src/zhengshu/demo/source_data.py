@@ -127,9 +127,7 @@ def _columns(entry_name: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Rows keyed by item name -> Arrow table with the entry's column names and types."""
     items = mount_items(entry_name)
     schema = _schema(entry_name)
-    arrays = [
-        pa.array([row[i["name"]] for row in rows], type=f.type) for i, f in zip(items, schema, strict=True)
-    ]
+    arrays = [pa.array([row[i["name"]] for row in rows], type=f.type) for i, f in zip(items, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -146,8 +144,7 @@ def _sqlite_value(value: Any) -> Any:
 def _write_sqlite(path: Path, table: str, entry_name: str, rows: Sequence[dict[str, Any]], key: str) -> None:
     items = mount_items(entry_name)
     columns = ", ".join(
-        f"{i['column_name']} {sql_type(i['data_type'], i['length'])}"
-        + (" PRIMARY KEY" if i["name"] == key else "")
+        f"{i['column_name']} {sql_type(i['data_type'], i['length'])}" + (" PRIMARY KEY" if i["name"] == key else "")
         for i in items
     )
     con = sqlite3.connect(path)
@@ -228,9 +225,7 @@ def generate_enterprises(
 def _market_rows(rng: random.Random, enterprises: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for e in enterprises:
-        approved = e["established_on"] + timedelta(
-            days=rng.randrange(max((AS_OF - e["established_on"]).days, 1))
-        )
+        approved = e["established_on"] + timedelta(days=rng.randrange(max((AS_OF - e["established_on"]).days, 1)))
         rows.append(
             {
                 "统一社会信用代码": e["uscc"],
@@ -281,13 +276,9 @@ def _hrss_rows(
         base = {"身份证号": p["resident_id"], "姓名": p["name"], "个人编号": number}
         if 18 <= age <= 60 and rng.random() < 0.6:
             employer = rng.choice(employers)
-            start = max(
-                p["birth_date"].replace(year=p["birth_date"].year + 18, day=1), employer["established_on"]
-            )
+            start = max(p["birth_date"].replace(year=p["birth_date"].year + 18, day=1), employer["established_on"])
             start = start + timedelta(days=rng.randrange(max((AS_OF - start).days, 1)))
-            wage = Decimal(rng.randrange(4000, 16000, 10)).quantize(
-                Decimal("0.01")
-            )  # 江西 2025 缴费基数下限约 4,100
+            wage = Decimal(rng.randrange(4000, 16000, 10)).quantize(Decimal("0.01"))  # 江西 2025 缴费基数下限约 4,100
             for insurance, probability in (
                 ("企业职工基本养老保险", 1.0),
                 ("失业保险", 0.7),
@@ -393,15 +384,9 @@ def build_source_databases(
         path.unlink(missing_ok=True)
         Path(f"{path}.wal").unlink(missing_ok=True)
 
-    _write_sqlite(
-        paths["market_frontend"], "qy_djxx", "企业登记信息", _market_rows(rng, firms), "统一社会信用代码"
-    )
+    _write_sqlite(paths["market_frontend"], "qy_djxx", "企业登记信息", _market_rows(rng, firms), "统一社会信用代码")
     _write_duckdb(paths["hrss_frontend"], "sb_cbxx", "社会保险参保信息", _hrss_rows(rng, residents, firms))
-    _write_sqlite(
-        paths["police_frontend"], "rk_jbxx", "人口基本信息", _police_rows(rng, residents), "身份证号"
-    )
+    _write_sqlite(paths["police_frontend"], "rk_jbxx", "人口基本信息", _police_rows(rng, residents), "身份证号")
     _write_csv(paths["tax_nsr"], "纳税人登记信息", _tax_rows(rng, firms, residents))
-    pq.write_table(
-        _columns("最低生活保障对象信息", _dibao_rows(rng, residents)), paths["civil_affairs_dibao"]
-    )
+    pq.write_table(_columns("最低生活保障对象信息", _dibao_rows(rng, residents)), paths["civil_affairs_dibao"])
     return paths

@@ -52,9 +52,7 @@ def list_sources(
 
 
 @router.post("/sources", response_model=DataSourceRead, status_code=201, summary="登记数据源")
-def register_source(
-    request: Request, session: DbSession, actor: CurrentActor, source_in: DataSourceIn
-) -> Any:
+def register_source(request: Request, session: DbSession, actor: CurrentActor, source_in: DataSourceIn) -> Any:
     return lake_service.register_source(session, actor=actor, source_in=source_in, data_dir=data_dir(request))
 
 
@@ -63,9 +61,7 @@ def get_source(session: DbSession, actor: CurrentActor, source_id: str) -> Any:
     return lake_service.get_source(session, actor=actor, source_id=source_id)
 
 
-@router.patch(
-    "/sources/{source_id}", response_model=DataSourceRead, summary="修改数据源（口令不填则保持不变）"
-)
+@router.patch("/sources/{source_id}", response_model=DataSourceRead, summary="修改数据源（口令不填则保持不变）")
 def update_source(
     request: Request, session: DbSession, actor: CurrentActor, source_id: str, source_in: DataSourceUpdate
 ) -> Any:
@@ -112,9 +108,7 @@ def describe_table(
     actor: CurrentActor,
     source_id: str,
     table: str,
-    schema: Annotated[
-        str | None, Query(max_length=128, description="模式名（不填用数据源的默认模式）")
-    ] = None,
+    schema: Annotated[str | None, Query(max_length=128, description="模式名（不填用数据源的默认模式）")] = None,
 ) -> Any:
     ref = TableRef(schema=schema or None, name=table)
     return lake_service.describe_table(session, actor=actor, source_id=source_id, table=ref)

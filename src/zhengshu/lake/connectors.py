@@ -353,18 +353,14 @@ class _SqlConnector:
             last_updated_basis=basis,
         )
 
-    def _last_updated(
-        self, conn: Any, ref: TableRef, columns: list[ColumnInfo]
-    ) -> tuple[datetime | None, str]:
+    def _last_updated(self, conn: Any, ref: TableRef, columns: list[ColumnInfo]) -> tuple[datetime | None, str]:
         column = _updated_column(self.config, ref)
         if column and any(c.name == column for c in columns):
             value = self._scalar(conn, f"SELECT MAX({self.quote(column)}) FROM {self.qualified(ref)}")
             return _as_aware(value), f"字段 {column} 的最大值"
         return self._fallback_last_updated(conn, ref)
 
-    def read_arrow(
-        self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None
-    ) -> pa.Table:
+    def read_arrow(self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         ref = self._resolve(table)
         n = _effective_limit(self.config, limit)
         with self.connection() as conn:
@@ -508,9 +504,7 @@ class MySQLConnector(_SqlConnector):
                     cur.execute("SET SESSION max_statement_time = %s", (float(self.config.timeout_s),))
                 except pymysql.err.MySQLError:
                     with suppress(pymysql.err.MySQLError):  # MySQL: milliseconds, SELECT only
-                        cur.execute(
-                            "SET SESSION max_execution_time = %s", (int(self.config.timeout_s * 1000),)
-                        )
+                        cur.execute("SET SESSION max_execution_time = %s", (int(self.config.timeout_s * 1000),))
         except pymysql.err.MySQLError as exc:
             conn.close()
             raise self._connection_failed(exc) from None
@@ -575,9 +569,7 @@ class SQLiteConnector(_SqlConnector):
         """A raw connection opened with ``mode=ro``; a progress handler aborts statements past the timeout."""
         path = self._path()
         try:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.config.timeout_s
-            )
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.config.timeout_s)
         except sqlite3.Error as exc:
             raise self._connection_failed(exc) from None
         deadline = time.monotonic() + self.config.timeout_s
@@ -798,9 +790,7 @@ class CsvConnector(_FileConnector):
             last_updated_basis=BASIS_FILE_MTIME,
         )
 
-    def read_arrow(
-        self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None
-    ) -> pa.Table:
+    def read_arrow(self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         self._check_name(table)
         n = _effective_limit(self.config, limit)
         reader = self._reader()
@@ -846,9 +836,7 @@ class ParquetConnector(_FileConnector):
             last_updated_basis=BASIS_FILE_MTIME,
         )
 
-    def read_arrow(
-        self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None
-    ) -> pa.Table:
+    def read_arrow(self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         self._check_name(table)
         n = _effective_limit(self.config, limit)
         pf = self._file()
@@ -936,9 +924,7 @@ class XlsxConnector(_FileConnector):
             last_updated_basis=BASIS_FILE_MTIME,
         )
 
-    def read_arrow(
-        self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None
-    ) -> pa.Table:
+    def read_arrow(self, table: TableRef | str, columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         sheet = self._sheet_name(table)
         data = self._sheet_table(sheet, limit=_effective_limit(self.config, limit))
         selected = _select_columns(self._columns_from(data.schema), columns)

@@ -26,9 +26,7 @@ class DataSource(IdMixin, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("owner_org_id", "name", name="uq_data_source_owner_org_id_name"),)
 
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(
-        String(20)
-    )  # postgresql | mysql | sqlite | duckdb | csv | xlsx | parquet
+    kind: Mapped[str] = mapped_column(String(20))  # postgresql | mysql | sqlite | duckdb | csv | xlsx | parquet
     owner_org_id: Mapped[str] = mapped_column(String(32), ForeignKey("organization.id"), index=True)
     host: Mapped[str | None] = mapped_column(String(255))
     port: Mapped[int | None]

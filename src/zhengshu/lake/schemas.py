@@ -24,12 +24,8 @@ class SourceOptions(BaseModel):
     )
     path: str | None = Field(default=None, max_length=1000, description="文件路径（文件、SQLite、DuckDB）")
     sheet: str | None = Field(default=None, max_length=100, description="只使用该工作表（XLSX）")
-    delimiter: str | None = Field(
-        default=None, min_length=1, max_length=1, description="分隔符（CSV，默认逗号）"
-    )
-    encoding: str | None = Field(
-        default=None, max_length=40, description="字符编码（CSV，如 gbk；默认自动识别）"
-    )
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1, description="分隔符（CSV，默认逗号）")
+    encoding: str | None = Field(default=None, max_length=40, description="字符编码（CSV，如 gbk；默认自动识别）")
     text_columns: list[str] = Field(default_factory=list, description="按文本读取的列（CSV，保留前导零）")
     timeout_s: float | None = Field(default=None, ge=1, le=600, description="连接与语句超时（秒，默认 10）")
     max_rows: int | None = Field(default=None, ge=1, description="单次读取的最大行数")

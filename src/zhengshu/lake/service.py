@@ -163,9 +163,7 @@ def _validate_fields(
     return options
 
 
-def _ensure_unique_name(
-    session: Session, *, owner_org_id: str, name: str, exclude_id: str | None = None
-) -> None:
+def _ensure_unique_name(session: Session, *, owner_org_id: str, name: str, exclude_id: str | None = None) -> None:
     stmt = select(DataSource.id).where(DataSource.owner_org_id == owner_org_id, DataSource.name == name)
     if exclude_id:
         stmt = stmt.where(DataSource.id != exclude_id)
@@ -179,9 +177,7 @@ def register_source(
     """Register a data source for ``source_in.owner_org_id`` (default: the actor's organization)."""
     owner_org_id = source_in.owner_org_id or actor.org_id
     if not owner_org_id:
-        raise ValidationFailed(
-            code="lake.validation_failed", errors=[FieldError("owner_org_id", "请指定所属部门")]
-        )
+        raise ValidationFailed(code="lake.validation_failed", errors=[FieldError("owner_org_id", "请指定所属部门")])
     source = DataSource(
         name=source_in.name.strip(),
         kind=source_in.kind,
@@ -267,9 +263,7 @@ def update_source(
     )
     _ensure_unique_name(session, owner_org_id=source.owner_org_id, name=name, exclude_id=source.id)
 
-    changed_connection = options != source.options or any(
-        getattr(source, k) != v for k, v in connection.items()
-    )
+    changed_connection = options != source.options or any(getattr(source, k) != v for k, v in connection.items())
     source.name = name
     if "description" in given and source_in.description is not None:
         source.description = source_in.description
@@ -341,9 +335,7 @@ def list_source_tables(session: Session, *, actor: Actor, source_id: str) -> lis
     return connector_for(source).list_tables()
 
 
-def describe_table(
-    session: Session, *, actor: Actor, source_id: str, table: TableRef | str
-) -> TableDescription:
+def describe_table(session: Session, *, actor: Actor, source_id: str, table: TableRef | str) -> TableDescription:
     source = _get_managed(session, actor=actor, source_id=source_id)
     return connector_for(source).describe(table)
 
@@ -427,9 +419,7 @@ def check_items_against_table(items: Sequence[ItemLike], description: TableDescr
         if wanted:
             column = exact.get(wanted) or folded.get(wanted.casefold())
         else:
-            column = (
-                exact.get(item.name) or folded.get(item.name.casefold()) or by_comment.get(item.name.strip())
-            )
+            column = exact.get(item.name) or folded.get(item.name.casefold()) or by_comment.get(item.name.strip())
         if column is None:
             message = (
                 f"信息项“{item.name}”对应的字段“{wanted}”在表中不存在"

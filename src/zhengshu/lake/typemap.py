@@ -206,9 +206,7 @@ def duckdb_type(native: str) -> tuple[str, int | None]:
         return "B", None
     if upper in {"VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"}:
         return "C", _first(args)
-    if upper in {"UUID", "INTERVAL", "BIT"} or (
-        upper.startswith("TIME") and not upper.startswith("TIMESTAMP")
-    ):
+    if upper in {"UUID", "INTERVAL", "BIT"} or (upper.startswith("TIME") and not upper.startswith("TIMESTAMP")):
         return "C", None
     if upper == "DATE":
         return "D", None

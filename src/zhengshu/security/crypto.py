@@ -74,9 +74,9 @@ def derive_key(master: str, purpose: str, length: int = SM4_KEY_BYTES) -> bytes:
     """HKDF-SM3 sub-key of the master secret, one per purpose, so a key leaked for one use opens no other."""
     if not purpose:
         raise ValueError("purpose is required")
-    return HKDF(
-        algorithm=hashes.SM3(), length=length, salt=_HKDF_SALT, info=f"zhengshu:{purpose}".encode()
-    ).derive(_to_bytes(master))
+    return HKDF(algorithm=hashes.SM3(), length=length, salt=_HKDF_SALT, info=f"zhengshu:{purpose}".encode()).derive(
+        _to_bytes(master)
+    )
 
 
 @lru_cache(maxsize=8)

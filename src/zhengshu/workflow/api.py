@@ -132,15 +132,11 @@ def machine_read(machine: Machine) -> MachineRead:
 def todo(
     session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False
 ) -> dict[str, Any]:
-    rows, next_cursor, total = paginate(
-        session, workflow.todo_query(actor), limit=limit, cursor=cursor, count=count
-    )
+    rows, next_cursor, total = paginate(session, workflow.todo_query(actor), limit=limit, cursor=cursor, count=count)
     return {"items": [to_read(t) for t in rows], "next_cursor": next_cursor, "total": total}
 
 
-@router.get(
-    "/overdue", response_model=Page[TicketRead], summary="逾期事项（管理员为全部，其他人为本单位承办的）"
-)
+@router.get("/overdue", response_model=Page[TicketRead], summary="逾期事项（管理员为全部，其他人为本单位承办的）")
 def overdue(
     session: DbSession, actor: CurrentActor, limit: Limit = 20, cursor: Cursor = None, count: Count = False
 ) -> dict[str, Any]:
