@@ -512,6 +512,14 @@ def build(engine: Engine, entries: list[Entry], label: str) -> float:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("VACUUM ANALYZE"))
+            sizes = conn.execute(
+                text(
+                    "SELECT pg_size_pretty(pg_relation_size('search_doc')), "
+                    "pg_size_pretty(pg_relation_size('ix_search_doc_terms')), "
+                    "pg_size_pretty(pg_total_relation_size('search_doc'))"
+                )
+            ).one()
+            err.print(f"pg search_doc: heap {sizes[0]}, GIN index {sizes[1]}, with all indexes {sizes[2]}")
         else:
             conn.execute(text("ANALYZE"))
     return build_s

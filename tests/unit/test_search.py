@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from zhengshu.core.errors import ValidationFailed
 from zhengshu.search import service
 from zhengshu.search.models import SearchDoc, SearchPosting
+from zhengshu.search.pg import tsvector_literal, weight_class
 from zhengshu.search.service import IndexDoc
-from zhengshu.search.text import QueryToken, full_pinyin, index_terms, initials, query_terms
+from zhengshu.search.text import QueryToken, compact_terms, full_pinyin, index_terms, initials, query_terms
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = [SearchDoc.__table__, SearchPosting.__table__]
@@ -195,6 +196,32 @@ def test_query_terms() -> None:
     assert QueryToken("qydj", prefix=True).upper == "qydk"
 
 
+def test_compact_terms_drops_only_what_a_prefix_query_still_reaches() -> None:
+    terms = {
+        "qy": 7,
+        "qydjxx": 7,
+        "qiye": 8,
+        "qiyedengjixinxi": 7,
+        "信": 1,
+        "信息": 2,
+        "企": 3,
+        "企业": 2,
+        "1": 2,
+        "10": 2,
+    }
+    kept = compact_terms(terms)
+    # "qy" is reached through "qydjxx" with the same weight, "信" through "信息"
+    assert "qy" not in kept and "信" not in kept
+    # a heavier short term keeps its weight; words are matched exactly; a lone digit is matched exactly
+    assert {"qiye", "qydjxx", "qiyedengjixinxi", "信息", "企", "企业", "1", "10"} <= set(kept)
+    assert kept["qiye"] == 8
+
+
+def test_tsvector_literal_quotes_terms_and_keeps_weight_classes() -> None:
+    assert [weight_class(w) for w in (10, 7, 6, 5, 4, 3, 2, 1)] == ["A", "A", "B", "B", "C", "C", "D", "D"]
+    assert tsvector_literal({"企业": 10, "o'k": 6, "a\\b": 3, "名称": 2}) == "'企业':1A 'o''k':1B 'a\\\\b':1C '名称'"
+
+
 # ------------------------------------------------------------------------------------------------ search
 
 
@@ -207,6 +234,7 @@ def test_query_terms() -> None:
         "企业登记信息",
         "qydj",
         "QYDJ",
+        "qy",
         "qiye",
         "qiyedengji",
         "djxx",
@@ -231,6 +259,26 @@ def test_and_semantics(session: Session) -> None:
     assert ids(find(session, "企业 养老")) == []
     assert ids(find(session, "qydj 社保")) == []
     assert find(session, "不存在的词汇xyz").total == 0
+
+
+def test_field_weights_order_the_results(session: Session) -> None:
+    for doc_id, field in [("w1", "items"), ("w2", "summary"), ("w3", "tags"), ("w4", "title")]:
+        text_ = "水库" if field != "items" else ["水库"]
+        service.index_document(
+            session,
+            doc_type=T,
+            doc_id=doc_id,
+            title="水库" if field == "title" else "数据",
+            fields={field: text_} if field != "title" else {},
+            facets={"status": "published"},
+            updated_at=BASE_TIME - timedelta(days=int(doc_id[1])),  # older documents rank first on a tie
+        )
+    result = find(session, "水库")
+    assert ids(result) == ["w4", "w3", "w2", "w1"]
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
+    # the same order for pinyin, which only titles and tags carry
+    assert ids(find(session, "shuiku")) == ["w4", "w3"]
 
 
 def test_title_match_ranks_above_item_only_match(session: Session) -> None:
@@ -312,9 +360,8 @@ def test_reindex_replaces_old_terms(session: Session) -> None:
     assert "e1" not in ids(find(session, "法定代表人"))
     assert ids(find(session, "zrr")) == ["e1"]
     assert find(session, "自然人", facets=["org_id"]).facets["org_id"] == [("org-c", 1)]
-    ref = session.scalar(select(SearchDoc.id).where(SearchDoc.doc_id == "e1"))
-    terms = set(session.scalars(select(SearchPosting.term).where(SearchPosting.doc_ref == ref)))
-    assert "企业" not in terms and "自然人" in terms
+    terms = service.indexed_terms(session, doc_type=T, doc_id="e1")
+    assert "企业" not in terms and "自然人" in terms and "zrrjcxx" in terms
     assert session.scalar(select(func.count()).select_from(SearchDoc).where(SearchDoc.doc_id == "e1")) == 1
 
 

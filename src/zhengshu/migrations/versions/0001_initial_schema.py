@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import zhengshu.core.db
 
@@ -29,9 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_record",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
         sa.Column("at", zhengshu.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor_user_id", sa.String(length=32), nullable=True),
         sa.Column("actor_username", sa.String(length=100), nullable=False),
@@ -100,9 +99,8 @@ def upgrade() -> None:
         "search_doc",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("doc_type", sa.String(length=32), nullable=False),
-        sa.Column("doc_id", sa.String(length=64), nullable=False),
-        sa.Column("title", sa.String(length=400), nullable=False),
-        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("boost", sa.Float(), nullable=False),
+        sa.Column("updated_at", zhengshu.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("org_id", sa.String(length=32), nullable=True),
         sa.Column(
             "region_code",
@@ -117,8 +115,10 @@ def upgrade() -> None:
         sa.Column("sharing_type", sa.String(length=16), nullable=True),
         sa.Column("opening_type", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=True),
-        sa.Column("boost", sa.Float(), nullable=False),
-        sa.Column("updated_at", zhengshu.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("terms", sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql"), nullable=True),
+        sa.Column("doc_id", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=400), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("extra", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_search_doc")),
         sa.UniqueConstraint("doc_type", "doc_id", name="uq_search_doc_type_id"),
@@ -130,6 +130,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_search_doc_region_code"), ["region_code"], unique=False)
         batch_op.create_index(batch_op.f("ix_search_doc_sharing_type"), ["sharing_type"], unique=False)
         batch_op.create_index(batch_op.f("ix_search_doc_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "ix_search_doc_terms",
+            ["terms"],
+            unique=False,
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "on", "gin_pending_list_limit": 256},
+            sqlite_where=sa.text("terms IS NOT NULL"),
+        )
         batch_op.create_index(batch_op.f("ix_search_doc_updated_at"), ["updated_at"], unique=False)
 
     op.create_table(
@@ -177,9 +185,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["parent_id"], ["organization.id"], name=op.f("fk_organization_parent_id_organization")
         ),
-        sa.ForeignKeyConstraint(
-            ["region_code"], ["region.code"], name=op.f("fk_organization_region_code_region")
-        ),
+        sa.ForeignKeyConstraint(["region_code"], ["region.code"], name=op.f("fk_organization_region_code_region")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organization")),
         sa.UniqueConstraint("name", name=op.f("uq_organization_name")),
         sa.UniqueConstraint("uscc", name=op.f("uq_organization_uscc")),
@@ -204,9 +210,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("created_at", zhengshu.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", zhengshu.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organization.id"], name=op.f("fk_app_user_org_id_organization")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organization.id"], name=op.f("fk_app_user_org_id_organization")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_app_user")),
         sa.UniqueConstraint("username", name=op.f("uq_app_user_username")),
     )
@@ -541,6 +545,7 @@ def downgrade() -> None:
 
     op.drop_table("search_posting")
     with op.batch_alter_table("search_doc", schema=None) as batch_op:
+        batch_op.drop_index("ix_search_doc_terms")
         batch_op.drop_index(batch_op.f("ix_search_doc_updated_at"))
         batch_op.drop_index(batch_op.f("ix_search_doc_status"))
         batch_op.drop_index(batch_op.f("ix_search_doc_sharing_type"))
