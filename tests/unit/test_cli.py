@@ -37,7 +37,7 @@ def run(*args: str) -> str:
 
 
 def test_operator_commands_end_to_end(data_dir: Path) -> None:
-    assert "0001" in run("db", "upgrade")
+    assert "已迁移到 0002" in run("db", "upgrade")
     assert "已载入" in run("org", "load-regions")
     rng = random.Random(3)
     run(

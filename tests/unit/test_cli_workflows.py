@@ -24,7 +24,7 @@ from zhengshu.catalog.models import CatalogEntry, MountedResource
 from zhengshu.cli import main as cli_main
 from zhengshu.cli.main import app
 from zhengshu.core.config import get_settings, reset_settings
-from zhengshu.core.db import Base, Database
+from zhengshu.core.db import Database
 from zhengshu.core.events import process_pending
 from zhengshu.core.timeutil import local_today
 
@@ -54,7 +54,6 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     monkeypatch.setattr(cli_main.err, "_width", 400)
     run("db", "upgrade")
     db = Database(get_settings().resolved_database_url())
-    Base.metadata.create_all(db.engine)  # tables newer than the last migration (a no-op once it includes them)
     world = build_world(db)
     entry_id = published_entry(db, world)
     process_pending(db.session_factory)  # what the server does after a commit: the search index among others
