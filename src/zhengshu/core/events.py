@@ -72,6 +72,32 @@ def consumers_for(name: str) -> list[Consumer]:
 MAX_ATTEMPTS = 5
 
 
+def _deliver_together(session_factory: sessionmaker[Session], ids: list[str]) -> bool:
+    with session_factory() as session:
+        events = list(
+            session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.id.in_(ids), OutboxEvent.processed_at.is_(None))
+                .order_by(OutboxEvent.id)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if len(events) != len(ids):
+            session.rollback()
+            return False
+        try:
+            for event in events:
+                for fn in consumers_for(event.name):
+                    fn(session, event)
+                event.processed_at = utcnow()
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.warning("delivering events %s together failed; delivering them one by one", ids, exc_info=True)
+            return False
+    return True
+
+
 def _mark_unheard(session_factory: sessionmaker[Session], ids: list[str]) -> int:
     """Events no consumer listens to are marked delivered in one statement, not one transaction each."""
     with session_factory() as session:
@@ -106,6 +132,9 @@ def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500,
     done = 0
     if only is None:
         done += _mark_unheard(session_factory, ids)
+    elif len(ids) > 1 and _deliver_together(session_factory, ids):
+        # one request's events in one transaction; should any consumer fail, each is retried on its own below
+        return len(ids)
     for event_id in ids:
         with session_factory() as session:
             # SKIP LOCKED (PostgreSQL): another process delivering this event right now keeps it
