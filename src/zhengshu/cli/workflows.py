@@ -117,6 +117,21 @@ def _run(
         database.dispose()
 
 
+def _run_job(job: Callable[..., int], *, today: str | None, action: str, key: str, as_json: bool, message: str) -> None:
+    """A scheduled job run by hand, as the system: counts what it did, audits it, reports it."""
+
+    def work(session: Session, actor: Actor) -> int:
+        n = job(session, actor=actor, today=_day(today))
+        cli._audit(session, actor, action, **{key: n})
+        return n
+
+    n = _run(None, work)
+    if as_json:
+        _print_json({key: n})
+        return
+    cli.console.print(message.format(n=n))
+
+
 def _read(model: type[BaseModel], data: Any) -> dict[str, Any]:
     """The API's read shape as plain JSON values."""
     return model.model_validate(data).model_dump(mode="json")
@@ -785,16 +800,14 @@ def application_escalate_overdue(today: Today = None, as_json: cli.JsonOut = Fal
     """把逾期未答复的提供部门审核提请数据主管部门协调（每日任务，以系统身份执行）。"""
     from zhengshu.demand import applications
 
-    def work(session: Session, actor: Actor) -> int:
-        n = applications.escalate_overdue(session, actor=actor, today=_day(today))
-        cli._audit(session, actor, "application.escalate_overdue", escalated=n)
-        return n
-
-    n = _run(None, work)
-    if as_json:
-        _print_json({"escalated": n})
-        return
-    cli.console.print(f"已将 {n} 件逾期未答复的共享申请提请数据主管部门协调")
+    _run_job(
+        applications.escalate_overdue,
+        today=today,
+        action="application.escalate_overdue",
+        key="escalated",
+        as_json=as_json,
+        message="已将 {n} 件逾期未答复的共享申请提请数据主管部门协调",
+    )
 
 
 @application_app.command("close-lapsed")
@@ -802,16 +815,14 @@ def application_close_lapsed(today: Today = None, as_json: cli.JsonOut = False) 
     """逾期未补充材料的申请失效、申诉期满的申请办结（每日任务，以系统身份执行）。"""
     from zhengshu.demand import applications
 
-    def work(session: Session, actor: Actor) -> int:
-        n = applications.close_lapsed(session, actor=actor, today=_day(today))
-        cli._audit(session, actor, "application.close_lapsed", closed=n)
-        return n
-
-    n = _run(None, work)
-    if as_json:
-        _print_json({"closed": n})
-        return
-    cli.console.print(f"已办结或失效 {n} 件共享申请")
+    _run_job(
+        applications.close_lapsed,
+        today=today,
+        action="application.close_lapsed",
+        key="closed",
+        as_json=as_json,
+        message="已办结或失效 {n} 件共享申请",
+    )
 
 
 # ====================================================================================================== #
@@ -1086,16 +1097,14 @@ def authorization_expire_due(today: Today = None, as_json: cli.JsonOut = False) 
     """把已过使用期限的授权标记为已到期（每日任务，以系统身份执行）。"""
     from zhengshu.demand import authorizations
 
-    def work(session: Session, actor: Actor) -> int:
-        n = authorizations.expire_due(session, actor=actor, today=_day(today))
-        cli._audit(session, actor, "authorization.expire_due", expired=n)
-        return n
-
-    n = _run(None, work)
-    if as_json:
-        _print_json({"expired": n})
-        return
-    cli.console.print(f"已将 {n} 项共享授权标记为已到期")
+    _run_job(
+        authorizations.expire_due,
+        today=today,
+        action="authorization.expire_due",
+        key="expired",
+        as_json=as_json,
+        message="已将 {n} 项共享授权标记为已到期",
+    )
 
 
 # ====================================================================================================== #
@@ -1513,16 +1522,14 @@ def request_escalate_overdue(today: Today = None, as_json: cli.JsonOut = False) 
     """把提供部门逾期未答复的数据需求转数据主管部门协调（每日任务，以系统身份执行）。"""
     from zhengshu.demand import requests as request_service
 
-    def work(session: Session, actor: Actor) -> int:
-        n = request_service.escalate_overdue(session, actor=actor, today=_day(today))
-        cli._audit(session, actor, "data_request.escalate_overdue", escalated=n)
-        return n
-
-    n = _run(None, work)
-    if as_json:
-        _print_json({"escalated": n})
-        return
-    cli.console.print(f"已将 {n} 件逾期未答复的数据需求转数据主管部门协调")
+    _run_job(
+        request_service.escalate_overdue,
+        today=today,
+        action="data_request.escalate_overdue",
+        key="escalated",
+        as_json=as_json,
+        message="已将 {n} 件逾期未答复的数据需求转数据主管部门协调",
+    )
 
 
 # ====================================================================================================== #
@@ -1973,13 +1980,11 @@ def objection_escalate_overdue(today: Today = None, as_json: cli.JsonOut = False
     """把逾期未答复的异议提交数据主管部门督办（每日任务，以系统身份执行）。"""
     from zhengshu.objection import service as objection_service
 
-    def work(session: Session, actor: Actor) -> int:
-        n = objection_service.escalate_overdue(session, actor=actor, today=_day(today))
-        cli._audit(session, actor, "objection.escalate_overdue", escalated=n)
-        return n
-
-    n = _run(None, work)
-    if as_json:
-        _print_json({"escalated": n})
-        return
-    cli.console.print(f"已将 {n} 件逾期未答复的数据异议提交数据主管部门督办")
+    _run_job(
+        objection_service.escalate_overdue,
+        today=today,
+        action="objection.escalate_overdue",
+        key="escalated",
+        as_json=as_json,
+        message="已将 {n} 件逾期未答复的数据异议提交数据主管部门督办",
+    )

@@ -604,6 +604,13 @@ def request_supplement(
 # ---- the applicant ----------------------------------------------------------------------------------------
 
 
+def _end_supplement_pause(app: DataApplication, today: date) -> None:
+    """Time spent waiting for the applicant's material does not count against the provider's limit."""
+    if app.supplement_since is not None:
+        app.paused_days += max(0, clock.working_days_between(app.supplement_since, today))
+    app.supplement_since = None
+
+
 def supplement(
     session: Session, *, actor: Actor, application_id: str, material: str, today: date | None = None
 ) -> DataApplication:
@@ -614,9 +621,7 @@ def supplement(
     ticket = ticket_of(session, app)
     if ticket.state == "supplement" and ticket.due_on is not None and today > ticket.due_on:
         raise Conflict("补充材料的期限已过，申请已失效，请重新申请", code="application.supplement_expired")
-    if app.supplement_since is not None:
-        app.paused_days += max(0, clock.working_days_between(app.supplement_since, today))
-    app.supplement_since = None
+    _end_supplement_pause(app, today)
     _move(
         session,
         actor=actor,
@@ -640,9 +645,7 @@ def withdraw(
     for item in app.items:
         if item.status == "pending":
             item.status = "withdrawn"
-    if app.supplement_since is not None:
-        app.paused_days += max(0, clock.working_days_between(app.supplement_since, today))
-        app.supplement_since = None
+    _end_supplement_pause(app, today)
     _move(session, actor=actor, app=app, name="withdraw", comment=reason.strip(), today=today)
     return app
 
