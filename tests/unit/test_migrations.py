@@ -37,7 +37,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 def test_upgrade_matches_models_and_downgrades(empty_db: Database) -> None:
     migrate.upgrade(empty_db)
-    assert migrate.current(empty_db) == "0002"
+    assert migrate.current(empty_db) == migrate.head() is not None
     with empty_db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
