@@ -37,7 +37,7 @@ def test_events_of_one_request_are_delivered_together(db: Database, seen: list[s
         ids = emitted_ids(s)
     assert len(ids) == 2
     assert process_pending(db.session_factory, only=ids) == 2
-    assert seen == ["a", "b"]
+    assert seen == ["a", "b"]  # in the order they were emitted
     with db.session() as s:
         assert all(s.get(OutboxEvent, i).processed_at for i in ids)  # type: ignore[union-attr]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -23,9 +24,14 @@ NAMING_CONVENTION = {
 }
 
 
+_sequence = itertools.count()
+
+
 def new_id() -> str:
-    """Opaque, roughly time-ordered id: 12 hex digits of milliseconds + 12 random hex digits."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+    """Opaque, time-ordered id: 12 hex digits of milliseconds, a 4-digit per-process sequence (ids made in the
+    same millisecond by one process keep their order, so a transaction's events are delivered as emitted), then
+    8 random hex digits (unique across processes)."""
+    return f"{int(time.time() * 1000):012x}{next(_sequence) & 0xFFFF:04x}{os.urandom(4).hex()}"
 
 
 def utcnow() -> datetime:
