@@ -17,6 +17,10 @@ FEATURE_MODULES = (
     "zhengshu.demand.requests",
     "zhengshu.demand.applications",
     "zhengshu.objection.service",
+    "zhengshu.gateway.service",
+    "zhengshu.exchange.tables.service",
+    "zhengshu.exchange.files.service",
+    "zhengshu.opendata.service",
 )
 
 

@@ -39,6 +39,16 @@ app.add_typer(application_app, name="application")
 app.add_typer(authorization_app, name="authorization")
 app.add_typer(request_app, name="request")
 app.add_typer(objection_app, name="objection")
+from zhengshu.cli.files import ferry_app, files_app  # noqa: E402
+from zhengshu.cli.gateway import gateway_app  # noqa: E402
+from zhengshu.cli.opendata import opendata_app  # noqa: E402
+from zhengshu.cli.sync import sync_app  # noqa: E402
+
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(sync_app, name="sync")
+app.add_typer(files_app, name="files")
+app.add_typer(ferry_app, name="ferry")
+app.add_typer(opendata_app, name="opendata")
 
 console = Console()
 err = Console(stderr=True)

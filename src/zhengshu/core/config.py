@@ -43,6 +43,24 @@ class Settings(BaseSettings):
         default=None, description="在 serve 进程内运行后台任务；默认在未配置 Redis 时开启（演示与单机部署）"
     )
     process_outbox_inline: bool = Field(default=True, description="请求提交后就地处理领域事件（嵌入式默认）")
+    # --- gateway (接口服务) ---
+    # --- end gateway ---
+    # --- table exchange (库表交换) ---
+    # --- end table exchange ---
+    # --- file exchange and ferry (文件交换、安全摆渡) ---
+    # --- end file exchange ---
+    # --- open data (数据开放) ---
+    open_quota_per_day: int = Field(  # B
+        default=1000, description="开放数据：每个 API Key（或登录账号）每日可调用与下载的次数（按北京时间自然日）"
+    )
+    open_quota_storage: str | None = Field(  # B
+        default=None, description="开放数据配额计数存储（limits 库 URI）；默认有 Redis 时用 Redis，否则 memory://"
+    )
+    open_application_reply_days: int = Field(  # B
+        default=10, description="提供部门答复有条件开放申请的时限（工作日）"
+    )
+    open_grant_max_days: int = Field(default=365, description="有条件开放授权的最长期限（天）")  # B
+    # --- end open data ---
 
     def runs_embedded_jobs(self) -> bool:
         return self.redis_url is None if self.embedded_jobs is None else self.embedded_jobs

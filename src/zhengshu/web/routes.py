@@ -22,12 +22,20 @@ def mount_all(app: FastAPI) -> None:
     from zhengshu.demand.pages import router as applications_pages
     from zhengshu.demand.request_api import router as requests_api
     from zhengshu.demand.request_pages import router as requests_pages
+    from zhengshu.exchange.files.api import router as files_api
+    from zhengshu.exchange.files.pages import router as files_pages
+    from zhengshu.exchange.tables.api import router as sync_api
+    from zhengshu.exchange.tables.pages import router as sync_pages
+    from zhengshu.gateway.api import router as gateway_api
+    from zhengshu.gateway.pages import router as gateway_pages
     from zhengshu.lake.api import router as lake_api
     from zhengshu.lake.pages import router as lake_pages
     from zhengshu.notify.api import router as notify_api
     from zhengshu.notify.pages import router as notify_pages
     from zhengshu.objection.api import router as objection_api
     from zhengshu.objection.pages import router as objection_pages
+    from zhengshu.opendata.api import router as opendata_api
+    from zhengshu.opendata.pages import router as opendata_pages
     from zhengshu.org.api import public_router as auth_api
     from zhengshu.org.api import router as org_api
     from zhengshu.org.pages import router as org_pages
@@ -36,6 +44,8 @@ def mount_all(app: FastAPI) -> None:
 
     authenticated = [Depends(current_actor)]
     app.include_router(auth_api, prefix="/api/v1")
+    # The open-data API is public: it authenticates registered users by API key where a route needs one.
+    app.include_router(opendata_api)
     for router in (
         catalog_api,
         applications_api,
@@ -47,6 +57,9 @@ def mount_all(app: FastAPI) -> None:
         calendar_api,
         lake_api,
         audit_api,
+        gateway_api,
+        sync_api,
+        files_api,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=authenticated)
     for router in (
@@ -60,5 +73,9 @@ def mount_all(app: FastAPI) -> None:
         calendar_pages,
         lake_pages,
         audit_pages,
+        gateway_pages,
+        sync_pages,
+        files_pages,
+        opendata_pages,
     ):
         app.include_router(router)

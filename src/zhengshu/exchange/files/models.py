@@ -1,0 +1,3 @@
+"""File exchange tables: packages, files, recipients, receipts, ferry bundles, node keys."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""File exchange service."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Table exchange tables: targets, sync jobs, runs, checkpoints, quarantine."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Table exchange service."""
+
+from __future__ import annotations

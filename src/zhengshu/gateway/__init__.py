@@ -1,0 +1,1 @@
+"""Interface services: the data-sharing API gateway (接口服务子系统)."""

@@ -1,0 +1,7 @@
+"""Gateway pages: services, apps, call logs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,3 @@
+"""Gateway control plane: register services and apps, issue and rotate credentials."""
+
+from __future__ import annotations

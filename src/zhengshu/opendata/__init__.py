@@ -1,0 +1,1 @@
+"""Open-data portal for the public (数据开放系统)."""

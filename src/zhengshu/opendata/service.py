@@ -1,0 +1,3 @@
+"""Open-data service."""
+
+from __future__ import annotations
