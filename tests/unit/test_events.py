@@ -1,6 +1,7 @@
-"""The outbox: a request's events are delivered together after its commit; a failing consumer neither loses
-the other events nor the failed one, which waits for a retry with its error recorded. Consumers are idempotent
-(a joint attempt that fails is rolled back and its events are delivered again one by one)."""
+"""The outbox: a request's events are delivered in its transaction (in a savepoint) or together after its commit;
+a failing consumer neither loses the other events nor the failed one, which waits for a retry with its error
+recorded. Consumers are idempotent (a joint attempt that fails is rolled back and its events are delivered again
+one by one)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,43 @@ def test_a_failing_consumer_keeps_its_event_and_spares_the_others(db: Database, 
     assert process_pending(db.session_factory) == 0
     with db.session() as s:
         assert s.get(OutboxEvent, ids[1]).attempts == 2  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Consumers that change the database, to see what a savepoint keeps and what it undoes."""
+    monkeypatch.setattr(events, "_consumers", events.defaultdict(list))
+
+    @consumer("test.write")
+    def _write(session: Any, event: OutboxEvent) -> None:
+        emit(session, "test.side_effect", n=event.payload["n"])
+
+    @consumer("test.write_then_boom")
+    def _write_then_boom(session: Any, event: OutboxEvent) -> None:
+        emit(session, "test.side_effect", n="undone")
+        session.flush()
+        raise RuntimeError("consumer down")
+
+
+def _names(db: Database) -> list[tuple[str, bool]]:
+    from sqlalchemy import select
+
+    with db.session() as s:
+        rows = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        return [(e.name, e.processed_at is not None) for e in rows]
+
+
+def test_events_delivered_inside_the_transaction_commit_with_the_change(db: Database, writes: None) -> None:
+    with db.session() as s:
+        emit(s, "test.write", n="a")
+        assert events.deliver_in_transaction(s, emitted_ids(s)) == []
+    assert _names(db) == [("test.write", True), ("test.side_effect", False)]
+
+
+def test_a_consumer_failing_inside_the_transaction_is_rolled_back_to_its_savepoint(db: Database, writes: None) -> None:
+    with db.session() as s:
+        emit(s, "test.write_then_boom", n="b")
+        ids = emitted_ids(s)
+        assert events.deliver_in_transaction(s, ids) == ids  # left for a retry
+    # the change (the event row) committed; the consumer's own write did not
+    assert _names(db) == [("test.write_then_boom", False)]

@@ -91,10 +91,10 @@ def _run(
     target: tuple[str, str] = ("", ""),
 ) -> T:
     """One command, one transaction, acting as ``as_user`` (the system when None). ``work`` renders what it
-    needs inside the session. Events the change emitted are delivered right after the commit, as after a web
-    request; a refused change (``action`` given) leaves a failure record in the audit log."""
+    needs inside the session. Events the change emitted are delivered in its transaction, as in a web request;
+    a refused change (``action`` given) leaves a failure record in the audit log."""
     from zhengshu.core.config import get_settings
-    from zhengshu.core.events import emitted_ids, process_pending
+    from zhengshu.core.events import deliver_in_transaction, emitted_ids, process_pending
 
     database = cli._database()
     actor: Actor | None = None
@@ -105,6 +105,8 @@ def _run(
                 assert actor is not None
                 result = work(session, actor)
                 emitted = emitted_ids(session)
+                if emitted and get_settings().process_outbox_inline:
+                    emitted = deliver_in_transaction(session, emitted)
         except (ZhengshuError, ValidationError) as exc:
             problem = exc if isinstance(exc, ZhengshuError) else _invalid(exc)
             if action and actor is not None:

@@ -85,6 +85,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+HOLD_LOADED = "zhengshu.hold_loaded"
+
+
+def hold_loaded_objects(session: Session) -> None:
+    """Keep every object ``session`` loads or stores alive until it closes. The identity map holds objects
+    weakly, so an object a service let go of (a ticket, the actor's user, an emitted event) would be loaded
+    again by the event consumers that run later in the same request; held, ``session.get`` finds it. For
+    short request sessions only: a bulk job holding everything would grow without bound."""
+    session.info[HOLD_LOADED] = []
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+@event.listens_for(Session, "pending_to_persistent")
+def _hold(session: Session, instance: Any) -> None:
+    held = session.info.get(HOLD_LOADED)
+    if held is not None:
+        held.append(instance)
+
+
 class Database:
     """One engine and its session factory; the app, the CLI and jobs each hold one."""
 

@@ -73,13 +73,14 @@ def get(session: Session, *, actor: Actor, objection_id: str) -> Objection:
 
 def _locked(session: Session, *, actor: Actor, objection_id: str) -> Objection:
     """Load for a change: the row is locked (PostgreSQL) so concurrent decisions queue instead of racing."""
-    get(session, actor=actor, objection_id=objection_id)
     obj = session.scalars(
         select(Objection)
         .where(Objection.id == objection_id)
         .with_for_update(of=Objection)
         .execution_options(populate_existing=True)
-    ).one()
+    ).first()
+    if obj is None or not authz.allowed(actor, "objection.view", obj):
+        raise NotFound("未找到该数据异议", code="objection.not_found")
     return obj
 
 

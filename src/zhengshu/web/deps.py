@@ -1,8 +1,9 @@
 """Typed dependencies: the unit of work, the current actor, CSRF.
 
 The session dependency owns the transaction (services only flush): it commits when the route returns,
-rolls back on any error, writes an audit record of every state-changing request either way, and then
-delivers the domain events the commit produced.
+rolls back on any error, and writes an audit record of every state-changing request either way. The domain
+events the request produced are delivered in the same transaction, in a savepoint; any a consumer failed on
+are retried right after the commit, each in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from zhengshu.audit import service as audit_service
-from zhengshu.core.db import Database
+from zhengshu.core.db import Database, hold_loaded_objects
 from zhengshu.core.errors import Forbidden, Unauthenticated, ZhengshuError
-from zhengshu.core.events import emitted_ids, process_pending
+from zhengshu.core.events import deliver_in_transaction, emitted_ids, process_pending
 from zhengshu.org import service as org_service
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import hmac_sm3
@@ -55,10 +56,17 @@ def _audit_action(request: Request) -> tuple[str, str, str]:
 def db_session(request: Request) -> Iterator[Session]:
     database = get_database(request)
     session = database.session_factory()
+    hold_loaded_objects(session)
     request.state.session = session
     audited = request.method in CHANGING_METHODS and (request.method, request.url.path) not in RECORDS_ITS_OWN_AUDIT
+    inline = request.app.state.settings.process_outbox_inline
+    left: list[str] = []
     try:
         yield session
+        emitted = emitted_ids(session)
+        if emitted and inline:
+            # before the audit record, so the audit chain's head lock is not held while consumers run
+            left = deliver_in_transaction(session, emitted)
         if audited:
             action, target_type, target_id = _audit_action(request)
             audit_service.record(
@@ -70,7 +78,6 @@ def db_session(request: Request) -> Iterator[Session]:
                 source_ip=client_ip(request),
                 detail={"method": request.method, "path": request.url.path},
             )
-        emitted = emitted_ids(session)
         session.commit()
     except BaseException as exc:
         session.rollback()
@@ -79,9 +86,9 @@ def db_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
-    if emitted and request.app.state.settings.process_outbox_inline:
-        # deliver what this request produced; the worker picks up anything left or failed
-        process_pending(database.session_factory, only=emitted)
+    if left:
+        # a consumer failed inside the request: retry each on its own now; the worker picks up what still fails
+        process_pending(database.session_factory, only=left)
 
 
 def _audit_failure(database: Database, request: Request, exc: BaseException) -> None:
