@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from zhengshu.core.config import Settings
 from zhengshu.core.db import Base, Database
 
 load_features()
+
+# Code that falls back to the process settings (``get_settings()``) must not write into the checkout.
+os.environ.setdefault("ZHENGSHU_DATA_DIR", tempfile.mkdtemp(prefix="zhengshu-test-data-"))
 
 PG_URL = os.environ.get("ZHENGSHU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKEND = os.environ.get("ZHENGSHU_TEST_DB", "sqlite")

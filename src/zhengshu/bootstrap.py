@@ -21,6 +21,9 @@ FEATURE_MODULES = (
     "zhengshu.exchange.tables.service",
     "zhengshu.exchange.files.service",
     "zhengshu.opendata.service",
+    "zhengshu.opendata.conditional",
+    "zhengshu.opendata.showcase",
+    "zhengshu.opendata.responsibility",
 )
 
 

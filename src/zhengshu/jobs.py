@@ -105,3 +105,49 @@ def application_deadlines() -> dict[str, int]:
             "closed": applications.close_lapsed(session, actor=SYSTEM_ACTOR),
             "expired": authorizations.expire_due(session, actor=SYSTEM_ACTOR),
         }
+
+
+# ---- table exchange (库表交换): every minute, runs queued by hand and scheduled jobs whose time has come --------
+
+
+@huey.periodic_task(crontab(minute="*"), name="sync.run_due")
+def run_due_sync_jobs() -> dict[str, str]:
+    """Execute runs queued through the API and sync jobs due by their cron schedule (Beijing time)."""
+    from zhengshu.exchange.tables import runner
+
+    return runner.run_due(_database())
+
+
+# ---- file exchange and the ferry (文件交换、安全摆渡) ------------------------------------------------------------
+
+
+@huey.periodic_task(crontab(minute="35", hour="17"), name="files.purge_expired")
+def purge_expired_packages() -> int:
+    """Stored files of expired packages are removed; their manifests, receipts and ledger rows stay."""
+    from zhengshu.exchange.files import service as files_service
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return files_service.purge_expired(session, actor=SYSTEM_ACTOR)
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="ferry.import_pending")
+def import_ferry_bundles() -> int:
+    """Bundles the ferry dropped into this node's inbox are verified and imported (or quarantined)."""
+    from zhengshu.exchange.files import ferry
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    return len(ferry.import_pending(_database().session_factory, actor=SYSTEM_ACTOR))
+
+
+# ---- open data (数据开放) -------------------------------------------------------------------------------------
+
+
+@huey.periodic_task(crontab(minute="40", hour="17"), name="opendata.refresh_due")
+def refresh_open_datasets() -> dict[str, object]:
+    """Open datasets whose update cycle has elapsed get a new published copy from their mounted resource."""
+    from zhengshu.opendata import service as opendata_service
+    from zhengshu.security.actor import SYSTEM_ACTOR
+
+    with _database().session() as session:
+        return opendata_service.refresh_due(session, actor=SYSTEM_ACTOR, data_dir=get_settings().data_dir)

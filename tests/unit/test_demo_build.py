@@ -15,11 +15,17 @@ from zhengshu.core.config import Settings
 from zhengshu.core.db import Database
 from zhengshu.core.timeutil import local_today, to_local
 from zhengshu.demand.models import Authorization, DataApplication, DataRequest
+from zhengshu.demo import source_data
 from zhengshu.demo.builder import build_demo
+from zhengshu.exchange.files.models import FerryExport, FilePackage
+from zhengshu.exchange.tables.models import SyncJob, SyncRun
+from zhengshu.gateway.models import GatewayApp, GatewayService
 from zhengshu.lake.connectors import TableRef
 from zhengshu.lake.models import DataSource
 from zhengshu.lake.service import connector_for
 from zhengshu.objection.models import Correction, Objection
+from zhengshu.opendata.models import OpenDataset
+from zhengshu.opendata.public_models import PublicAccount
 from zhengshu.org.models import Organization, Region, User
 from zhengshu.search.models import SearchDoc
 from zhengshu.workflow import service as workflow
@@ -63,13 +69,33 @@ def test_demo_province(tmp_path: Path) -> None:
         # every entry is searchable and every mounted table passes its column check
         assert s.scalar(select(func.count()).select_from(SearchDoc)) == summary["entries"]
         mounts = s.scalars(select(MountedResource)).all()
-        assert len(mounts) == 5 and all(m.check_ok and m.row_count for m in mounts)
+        source_mounts = {(e.name, m.table_name) for m in mounts for e in [s.get(CatalogEntry, m.entry_id)] if e}
+        assert {(name, table) for name, _, table in source_data.MOUNTS} <= source_mounts
+        assert all(m.check_ok and m.row_count for m in mounts)
         police = next(src for src in s.scalars(select(DataSource)) if src.name.startswith("省公安厅"))
         people = connector_for(police).read_arrow(TableRef(None, "rk_jbxx"), ["sfzh"], 500)
         resident_ids = people.column("sfzh").to_pylist()
         assert len(resident_ids) == 500 and all(ric.is_valid(v) for v in resident_ids)
         _assert_workflows(s)
+        _assert_exchange_and_open_data(s)
     database.dispose()
+
+
+def _assert_exchange_and_open_data(s: Session) -> None:
+    """Every delivery channel and the open-data portal have something to show on first run."""
+    assert s.scalar(select(func.count()).select_from(GatewayService)) and s.scalar(
+        select(func.count()).select_from(GatewayApp)
+    )
+    # the story's nightly table sync has run once, from 市场监管局's source into 人社厅's target
+    (job,) = s.scalars(select(SyncJob)).all()
+    runs = s.scalars(select(SyncRun).where(SyncRun.job_id == job.id)).all()
+    assert [r.status for r in runs] == ["succeeded"] and runs[0].rows_written > 0
+    assert s.scalar(select(func.count()).select_from(FilePackage)) and s.scalar(
+        select(func.count()).select_from(FerryExport)
+    )
+    datasets = s.scalars(select(OpenDataset)).all()
+    assert len(datasets) >= 10 and any(d.published_version_id for d in datasets)
+    assert s.scalar(select(func.count()).select_from(PublicAccount)) >= 2
 
 
 def _org(s: Session, short_name: str) -> Organization:

@@ -49,6 +49,9 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(files_app, name="files")
 app.add_typer(ferry_app, name="ferry")
 app.add_typer(opendata_app, name="opendata")
+from zhengshu.opendata.public_cli import open_public_app  # noqa: E402
+
+app.add_typer(open_public_app, name="open-public")
 
 console = Console()
 err = Console(stderr=True)
@@ -565,3 +568,7 @@ def main() -> None:
     except ZhengshuError as exc:
         err.print(f"错误：{exc.detail}（{exc.code}）")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,9 +19,10 @@ from zhengshu.core.config import Settings
 from zhengshu.core.db import Database
 from zhengshu.core.events import process_pending
 from zhengshu.core.timeutil import local_today
-from zhengshu.demo import catalog_seed, source_data, workflow_seed
+from zhengshu.demo import catalog_seed, files_seed, gateway_seed, opendata_seed, source_data, sync_seed, workflow_seed
 from zhengshu.lake import service as lake_service
 from zhengshu.lake.schemas import DataSourceIn
+from zhengshu.opendata import public_seed
 from zhengshu.org import service as org_service
 from zhengshu.org.divisions import divisions_by_code
 from zhengshu.org.models import Organization, Region, User
@@ -257,8 +258,26 @@ def build_demo(
         workflow_seed.seed_workflows(
             session, orgs=orgs, users=users, entries=entries, settings=settings, rng=rng, today=today
         )
+        status.update("文件交换")
+        files_seed.seed_files(session, orgs=orgs, users=users, settings=settings, rng=rng)
+        status.update("接口服务与应用")
+        gateway_seed.seed(session)
+        status.update("库表交换任务")
+        sync_job_ids = sync_seed.seed_sync_jobs(session, settings=settings)
+        status.update("数据开放")
+        opendata_seed.seed(session, settings=settings, rng=rng, today=today)
+        public_seed.seed(
+            session,
+            password=DEMO_PASSWORD,
+            reviewer=provincial_reviewer,
+            officer_of=lambda org_id: org_service.actor_for(officers[org_id]) if org_id in officers else None,
+            data_dir=settings.data_dir,
+            today=today,
+        )
         status.update("建立检索索引")
     process_pending(database.session_factory, limit=100_000)
+    with console.status("首次运行库表交换任务…"):
+        sync_seed.run_seeded_jobs(database, job_ids=sync_job_ids, settings=settings)
     provisional = clock.is_provisional(date(today.year + 1, 1, 1))
     with database.session() as session:
         printed = []

@@ -305,6 +305,20 @@ class _Seeder:
         self.comply(a, d(29))
         self.decide(a, d(27), comment="同意按申请的用途使用，不得用于其他用途")
         apps["story"] = a
+        # ... and the same items by table exchange into its own data warehouse (the nightly sync of the story)
+        a = self.apply(
+            "rst",
+            scjg_entry,
+            day=d(26),
+            names=["统一社会信用代码", "企业名称", "住所"],
+            purpose="每日同步企业登记信息到社会保险数据仓库，用于参保单位信息比对",
+            basis="《社会保险法》第五十七条；《江西省公共数据管理办法》第二十一条",
+            system="江西省社会保险数据仓库",
+            way="库表",
+        )
+        self.comply(a, d(25))
+        self.decide(a, d(24), comment="同意以库表方式每日交换")
+        apps["story_table"] = a
 
         # a partial decision still open for appeal
         a = self.apply(

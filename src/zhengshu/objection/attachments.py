@@ -7,10 +7,7 @@ removed again, so the disk never holds evidence the database does not know.
 
 from __future__ import annotations
 
-import io
 import re
-import unicodedata
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,28 +19,25 @@ from sqlalchemy.orm import Session
 from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import new_id
 from zhengshu.core.errors import FieldError, NotFound, ValidationFailed
+from zhengshu.security import filecheck
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import sm3_hex
 
 MAX_FILES = 10
 
+# The evidence types (the shared checks in ``security.filecheck`` know more; objections accept these).
+ALLOWED = ("pdf", "ofd", "jpg", "png", "xlsx", "docx", "txt", "csv")
 # type → (extensions, content type, label)
 TYPES: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "pdf": ((".pdf",), "application/pdf", "PDF"),
-    "ofd": ((".ofd",), "application/ofd", "OFD"),
-    "jpg": ((".jpg", ".jpeg"), "image/jpeg", "JPG"),
-    "png": ((".png",), "image/png", "PNG"),
-    "xlsx": ((".xlsx",), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "XLSX"),
-    "docx": ((".docx",), "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "DOCX"),
-    "txt": ((".txt",), "text/plain; charset=utf-8", "TXT"),
-    "csv": ((".csv",), "text/csv; charset=utf-8", "CSV"),
+    code: (filecheck.TYPES[code].extensions, filecheck.TYPES[code].content_type, filecheck.TYPES[code].label)
+    for code in ALLOWED
 }
 EXTENSION_TYPES = {ext: t for t, (exts, _, _) in TYPES.items() for ext in exts}
-ALLOWED_LABEL = "PDF、OFD、JPG、PNG、XLSX、DOCX、TXT、CSV"
+ALLOWED_LABEL = filecheck.allowed_label(ALLOWED)
 
-# signatures of things that must never pass as text
-_BINARY_MAGIC = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"%PDF", b"\xd0\xcf\x11\xe0", b"\xca\xfe\xba\xbe")
 _SAFE_ID = re.compile(r"^[0-9a-f]{24,32}$")
+_CODES = {"too_large": "objection.attachment_too_large"}
+clean_filename = filecheck.clean_filename
 
 
 class Upload(NamedTuple):
@@ -67,97 +61,29 @@ def max_bytes(settings: Settings | None = None) -> int:
     return (settings or get_settings()).max_attachment_mb * 1024 * 1024
 
 
-def _refuse(code: str, message: str, **extra: Any) -> ValidationFailed:
-    return ValidationFailed(message, code=code, errors=[FieldError("attachments", message)], extra=extra)
-
-
-def clean_filename(name: str) -> str:
-    """The uploader's file name for display: no directories, no control characters, at most 200 characters."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip().strip(".")
-    if not base:
-        base = "附件"
-    if len(base) > 200:
-        stem, dot, ext = base.rpartition(".")
-        base = (stem[:190] + dot + ext[:9]) if dot else base[:200]
-    return base
-
-
-def _zip_names(content: bytes) -> set[str] | None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            return set(zf.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return None
-
-
-def _is_text(content: bytes) -> bool:
-    if b"\x00" in content or content.startswith(_BINARY_MAGIC):
-        return False
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return True
-    return False
-
-
 def sniff(content: bytes) -> str | None:
-    """The file type the bytes really are (one of ``TYPES``), or None."""
-    if content.startswith(b"%PDF-"):
-        return "pdf"
-    if content.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if content.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if content.startswith(b"PK\x03\x04"):
-        names = _zip_names(content)
-        if names is None:
-            return None
-        if "OFD.xml" in names:
-            return "ofd"
-        if "[Content_Types].xml" in names and "xl/workbook.xml" in names:
-            return "xlsx"
-        if "[Content_Types].xml" in names and "word/document.xml" in names:
-            return "docx"
-        return None  # a plain ZIP (or another container): not an accepted evidence type
-    if _is_text(content):
-        return "text"
-    return None
+    """The file type the bytes really are (one of ``TYPES``, or ``"text"``), or None."""
+    found = filecheck.sniff_bytes(content)
+    return found if found == "text" or found in TYPES else None
 
 
 def check(filename: str, content: bytes, *, limit: int) -> CheckedFile:
     """Validate one file; raises ``objection.attachment_too_large`` or ``objection.attachment_type``."""
     display = clean_filename(filename)
-    if len(content) > limit:
-        raise _refuse(
-            "objection.attachment_too_large",
-            f"附件“{display}”超过 {limit // (1024 * 1024)} MB 的大小上限",
-            filename=display,
+    try:
+        file_type = filecheck.check_type(
+            display, sniff(content) if content else None, len(content), allowed=ALLOWED, limit=limit, noun="附件"
         )
-    if not content:
-        raise _refuse("objection.attachment_type", f"附件“{display}”是空文件", filename=display)
+    except filecheck.FileRefused as exc:
+        code = _CODES.get(exc.reason, "objection.attachment_type")
+        extra = {"filename": display}
+        if exc.reason in ("extension", "disguised"):
+            extra["reason"] = exc.reason
+        raise ValidationFailed(
+            exc.detail, code=code, errors=[FieldError("attachments", exc.detail)], extra=extra
+        ) from exc
     extension = Path(display).suffix.lower()
-    expected = EXTENSION_TYPES.get(extension)
-    if expected is None:
-        raise _refuse(
-            "objection.attachment_type",
-            f"附件“{display}”的类型不在允许范围内（允许 {ALLOWED_LABEL}）",
-            filename=display,
-            reason="extension",
-        )
-    actual = sniff(content)
-    matches = actual == expected or (actual == "text" and expected in ("txt", "csv"))
-    if not matches:
-        raise _refuse(
-            "objection.attachment_type",
-            f"附件“{display}”的内容与扩展名 {extension} 不符，可能是伪装的文件，已拒收",
-            filename=display,
-            reason="disguised",
-        )
-    _, content_type, _ = TYPES[expected]
-    return CheckedFile(display, extension, expected, content_type, content, sm3_hex(content))
+    return CheckedFile(display, extension, file_type.code, file_type.content_type, content, sm3_hex(content))
 
 
 def check_all(files: Sequence[Upload | tuple[str, bytes]], *, limit: int, existing: int = 0) -> list[CheckedFile]:

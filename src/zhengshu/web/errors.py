@@ -69,12 +69,25 @@ def problem_response(body: dict[str, Any], status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+# The open-data portal's public pages sign in registered members of the public, not government users; its
+# provider pages (publishing, reviewing applications) belong to the government portal.
+PUBLIC_PORTAL = "/open"
+GOVERNMENT_PAGES_UNDER_PUBLIC_PORTAL = ("/open/manage", "/open/review")
+
+
+def _login_page(path: str) -> str:
+    public = path == PUBLIC_PORTAL or path.startswith(PUBLIC_PORTAL + "/")
+    if public and not path.startswith(GOVERNMENT_PAGES_UNDER_PUBLIC_PORTAL):
+        return "/open/login"
+    return "/login"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ZhengshuError)
     async def _domain(request: Request, exc: ZhengshuError) -> Response:
         if wants_html(request):
             if isinstance(exc, Unauthenticated):
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return RedirectResponse(f"{_login_page(request.url.path)}?next={request.url.path}", status_code=303)
             from zhengshu.web.templating import render
 
             return render(request, "error.html", {"problem": exc.problem()}, status_code=exc.status)

@@ -154,3 +154,18 @@ def ticket_page(request: Request, session: DbSession, actor: CurrentActor, ticke
 
 
 __all__ = ["flash", "router"]
+
+
+# The delivery channels of the sharing system (数据共享交换): one landing page, one navigation entry.
+EXCHANGE_CHANNELS = (
+    ("/gateway", "接口服务", "按应用调用已授权的数据接口：应用凭据、签名校验、限流、脱敏与调用日志。"),
+    ("/exchange/sync-jobs", "库表交换", "把已授权的数据按计划全量或增量同步到本部门数据库，断点续传、恰好一次。"),
+    ("/exchange/packages", "文件交换", "向其他部门发送文件包：清单与摘要、节点签名、断点下载与签名回执。"),
+    ("/exchange/ferry", "安全摆渡", "内外网之间经审批的数据与文件导入导出：加密、签名、防重放，异常即隔离。"),
+    ("/open/manage", "数据开放", "把可开放的目录数据发布到开放门户，选择开放信息项、脱敏规则与许可协议。"),
+)
+
+
+@router.get("/exchange", response_class=HTMLResponse)
+def exchange_page(request: Request, actor: CurrentActor) -> Response:
+    return render(request, "exchange.html", {"channels": EXCHANGE_CHANNELS})

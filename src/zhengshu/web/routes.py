@@ -35,7 +35,11 @@ def mount_all(app: FastAPI) -> None:
     from zhengshu.objection.api import router as objection_api
     from zhengshu.objection.pages import router as objection_pages
     from zhengshu.opendata.api import router as opendata_api
+    from zhengshu.opendata.ckan import ckan_router
+    from zhengshu.opendata.dcat import dcat_router
     from zhengshu.opendata.pages import router as opendata_pages
+    from zhengshu.opendata.public_api import public_api_router as opendata_public_api
+    from zhengshu.opendata.public_pages import public_pages_router as opendata_public_pages
     from zhengshu.org.api import public_router as auth_api
     from zhengshu.org.api import router as org_api
     from zhengshu.org.pages import router as org_pages
@@ -44,8 +48,10 @@ def mount_all(app: FastAPI) -> None:
 
     authenticated = [Depends(current_actor)]
     app.include_router(auth_api, prefix="/api/v1")
-    # The open-data API is public: it authenticates registered users by API key where a route needs one.
-    app.include_router(opendata_api)
+    # The open-data APIs are public: they authenticate registered users by API key where a route needs one;
+    # the CKAN-compatible Action API and the DCAT-AP catalog keep the paths their clients expect.
+    for router in (opendata_api, opendata_public_api, ckan_router, dcat_router):
+        app.include_router(router)
     for router in (
         catalog_api,
         applications_api,
@@ -77,5 +83,6 @@ def mount_all(app: FastAPI) -> None:
         sync_pages,
         files_pages,
         opendata_pages,
+        opendata_public_pages,
     ):
         app.include_router(router)
