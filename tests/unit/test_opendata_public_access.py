@@ -12,6 +12,7 @@ from zhengshu.opendata import access, accounts, conditional
 from zhengshu.opendata.models import OpenDataset
 from zhengshu.opendata.public_models import PublicAccount
 from zhengshu.opendata.public_schemas import AccessApplicationIn, AccountIn, DecisionIn
+from zhengshu.security.passwords import MAX_FAILED_LOGINS
 from zhengshu.workflow import service as workflow
 
 
@@ -70,7 +71,7 @@ def test_company_needs_name_and_code_and_duplicates_are_refused(db: Database) ->
 
 def test_login_locks_after_repeated_failures(db: Database) -> None:
     register(db, username="acme")
-    for _ in range(accounts.MAX_FAILED_LOGINS):
+    for _ in range(MAX_FAILED_LOGINS):
         with db.session() as s, pytest.raises(Unauthenticated):
             try:
                 accounts.authenticate(s, username="acme", password="wrong-password1")

@@ -300,3 +300,27 @@ def test_whole_file_streams_span_row_groups(copy: query.Published) -> None:
     raw = b"".join(bytes(c) for c in downloads.csv_file_stream(copy.path, copy.columns))
     parsed = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     assert [p["k"] for p in parsed] == [r["k"] for r in rows] and raw.count(b"\r\n") == len(rows) + 1
+
+
+class _FirstGroupLast:
+    """An encoder pool that finishes every row group before the first one, as busy threads may."""
+
+    def submit(self, fn: Any, index: int) -> Any:
+        class Done:
+            def __init__(self, compute: Any) -> None:
+                self.compute = compute
+                self.value = None if index == 0 else compute()
+
+            def result(self) -> Any:
+                return self.compute() if index == 0 else self.value
+
+        return Done(lambda: fn(index))
+
+
+def test_json_stays_valid_whatever_order_the_row_groups_are_encoded_in(
+    copy: query.Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setattr(downloads, "_encoders", _FirstGroupLast())
+    assert json.loads(b"".join(downloads.json_file_stream(copy.path, copy.columns))) == _rows(copy)

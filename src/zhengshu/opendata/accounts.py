@@ -16,7 +16,7 @@ from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
 from zhengshu.core.db import utcnow
-from zhengshu.core.errors import Conflict, ErrorCollector, FieldError, NotFound, Unauthenticated, ValidationFailed
+from zhengshu.core.errors import Conflict, ErrorCollector, FieldError, NotFound, ValidationFailed
 from zhengshu.core.events import emit
 from zhengshu.opendata import public_permissions as _permissions  # noqa: F401  (registers actions)
 from zhengshu.opendata.access import API_KEY_PREFIX
@@ -26,10 +26,13 @@ from zhengshu.org.service import validate_uscc
 from zhengshu.security import authz
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import new_token, token_digest
-from zhengshu.security.passwords import check_password_strength, hash_password, needs_rehash, verify_password
+from zhengshu.security.passwords import (
+    check_login,
+    check_password_strength,
+    hash_password,
+    verify_password,
+)
 
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
 MAX_ACTIVE_KEYS = 5
 
 
@@ -94,24 +97,11 @@ def register(session: Session, *, account_in: AccountIn) -> PublicAccount:
 
 def authenticate(session: Session, *, username: str, password: str) -> PublicAccount:
     account = session.scalars(select(PublicAccount).where(PublicAccount.username == username)).first()
-    now = utcnow()
-    if account is None or not account.active:
-        raise Unauthenticated("登录名或密码错误", code="opendata.bad_credentials")
-    if account.locked_until and account.locked_until > now:
-        raise Unauthenticated("连续登录失败次数过多，账号已临时锁定，请稍后再试", code="opendata.locked")
-    if not verify_password(account.password_hash, password):
-        account.failed_logins += 1
-        if account.failed_logins >= MAX_FAILED_LOGINS:
-            account.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            account.failed_logins = 0
-        session.flush()
-        raise Unauthenticated("登录名或密码错误", code="opendata.bad_credentials")
-    account.failed_logins = 0
-    account.locked_until = None
-    account.last_login_at = now
-    if needs_rehash(account.password_hash):
-        account.password_hash = hash_password(password)
-    session.flush()
+    try:
+        check_login(account, password, now=utcnow(), codes="opendata", who="登录名")
+    finally:
+        session.flush()  # the failure count is kept even when the login is refused
+    assert account is not None
     return account
 
 

@@ -101,20 +101,27 @@ def jsonl_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
 
 
 def json_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
-    """A JSON array over the whole copy: each row group's objects joined by commas, row groups likewise."""
-    state = {"first": True}
+    """A JSON array over the whole copy: each row group's objects joined by commas, row groups likewise.
+
+    Row groups are encoded by several threads in any order, so each encoded group starts with its separator and
+    the separator of the first one to be *sent* is dropped here, in order."""
 
     def encode(table: pa.Table) -> bytes:
         body = b",\n".join(_json_rows(iter(table.to_batches())))
-        if not body:
-            return b""
-        prefix = b"" if state["first"] else b",\n"
-        state["first"] = False
-        return prefix + body
+        return SEPARATOR + body if body else b""
 
     yield b"["
-    yield from encoded_row_groups(path, columns, encode)
+    strip = len(SEPARATOR)
+    for chunk in encoded_row_groups(path, columns, encode):
+        if strip:
+            cut = min(strip, len(chunk))
+            chunk, strip = chunk[cut:], strip - cut
+        if chunk:
+            yield chunk
     yield b"]\n"
+
+
+SEPARATOR = b",\n"
 
 
 def _json_default(value: Any) -> Any:

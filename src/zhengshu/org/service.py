@@ -17,11 +17,7 @@ from zhengshu.org.schemas import OrganizationIn, OrganizationUpdate, RegionIn, U
 from zhengshu.security import authz
 from zhengshu.security.actor import Actor, Role
 from zhengshu.security.crypto import new_token, token_digest
-from zhengshu.security.passwords import hash_password, needs_rehash, verify_password
-
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
-
+from zhengshu.security.passwords import check_login, hash_password
 
 # ---- actors -------------------------------------------------------------------------------------------
 
@@ -43,24 +39,11 @@ def actor_for(user: User, *, source_ip: str | None = None, via: str = "web") -> 
 def authenticate(session: Session, *, username: str, password: str) -> User:
     """Check a password; lock the account for a while after repeated failures."""
     user = session.scalars(select(User).where(User.username == username)).first()
-    now = utcnow()
-    if user is None or not user.active:
-        raise Unauthenticated("用户名或密码错误", code="auth.bad_credentials")
-    if user.locked_until and user.locked_until > now:
-        raise Unauthenticated("连续登录失败次数过多，账号已临时锁定，请稍后再试", code="auth.locked")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_logins = 0
-        session.flush()
-        raise Unauthenticated("用户名或密码错误", code="auth.bad_credentials")
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    session.flush()
+    try:
+        check_login(user, password, now=utcnow(), codes="auth", who="用户名")
+    finally:
+        session.flush()  # the failure count is kept even when the login is refused
+    assert user is not None
     return user
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from zhengshu.core.errors import Unauthenticated
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -43,3 +47,38 @@ def check_password_strength(password: str) -> list[str]:
     if not re.search(r"[0-9]", password):
         problems.append("密码须包含数字")
     return problems
+
+
+# Lockout after repeated failures, the same for government users and registered members of the public.
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
+
+
+class LoginAccount(Protocol):
+    active: bool
+    password_hash: str
+    failed_logins: int
+    locked_until: datetime | None
+    last_login_at: datetime | None
+
+
+def check_login(account: LoginAccount | None, password: str, *, now: datetime, codes: str, who: str) -> None:
+    """Check ``password`` for ``account`` (None when the name is unknown), counting failures and locking the
+    account for a while after too many. Raises ``Unauthenticated`` with codes ``<codes>.bad_credentials`` or
+    ``<codes>.locked``; ``who`` names the login field in the message (用户名, 登录名). The caller flushes."""
+    bad = f"{who}或密码错误"
+    if account is None or not account.active:
+        raise Unauthenticated(bad, code=f"{codes}.bad_credentials")
+    if account.locked_until and account.locked_until > now:
+        raise Unauthenticated("连续登录失败次数过多，账号已临时锁定，请稍后再试", code=f"{codes}.locked")
+    if not verify_password(account.password_hash, password):
+        account.failed_logins += 1
+        if account.failed_logins >= MAX_FAILED_LOGINS:
+            account.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+            account.failed_logins = 0
+        raise Unauthenticated(bad, code=f"{codes}.bad_credentials")
+    account.failed_logins = 0
+    account.locked_until = None
+    account.last_login_at = now
+    if needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
