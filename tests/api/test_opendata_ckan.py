@@ -17,7 +17,6 @@ from tests.api.test_opendata_public_support import (
     MARKER,
     issue_key,
     make_dataset,
-    mount_public,
     public_client,
     register,
     scan_for_marker,
@@ -40,7 +39,6 @@ def _free_port() -> int:
 
 @pytest.fixture
 def ckan_server(app: Any, world: Any) -> Iterator[str]:
-    mount_public(app)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -174,11 +174,6 @@ def issue_key(db: Database, account_id: str, *, quota: int | None = None) -> str
         return raw
 
 
-def mount_public(app: FastAPI) -> FastAPI:
-    """The public-side routers are mounted by ``web/routes.py`` in every app; kept so callers read as before."""
-    return app
-
-
 def public_client(app: FastAPI) -> Iterator[Any]:
     """A test client of ``app`` with the public routers mounted (test modules wrap it in an ``open_client``
     fixture)."""
@@ -189,7 +184,6 @@ def public_client(app: FastAPI) -> Iterator[Any]:
     # in-memory quota and report counters start empty for each test (all tests report from "testclient")
     access._limiter.cache_clear()
     report._limiter.cache_clear()
-    mount_public(app)
     with TestClient(app) as c:
         yield c
 

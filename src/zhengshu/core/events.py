@@ -74,6 +74,14 @@ def consumers_for(name: str) -> list[Consumer]:
 MAX_ATTEMPTS = 5
 
 
+def _deliver(session: Session, events: list[OutboxEvent]) -> None:
+    """Run each event's consumers in order and mark it delivered (the caller owns the transaction)."""
+    for event in events:
+        for fn in consumers_for(event.name):
+            fn(session, event)
+        event.processed_at = utcnow()
+
+
 def deliver_in_transaction(session: Session, ids: list[str]) -> list[str]:
     """Deliver the events ``ids`` emitted in ``session`` within its own transaction, in a savepoint; returns the
     ids left undelivered (all of them if a consumer failed: the savepoint is rolled back, the change stays)."""
@@ -83,10 +91,7 @@ def deliver_in_transaction(session: Session, ids: list[str]) -> list[str]:
         return []
     try:
         with session.begin_nested():
-            for event in events:
-                for fn in consumers_for(event.name):
-                    fn(session, event)
-                event.processed_at = utcnow()
+            _deliver(session, events)
     except Exception:
         log.warning("delivering events %s in the request failed; left for a retry", ids, exc_info=True)
         return [e.id for e in events]
@@ -107,10 +112,7 @@ def _deliver_together(session_factory: sessionmaker[Session], ids: list[str]) ->
             session.rollback()
             return False
         try:
-            for event in events:
-                for fn in consumers_for(event.name):
-                    fn(session, event)
-                event.processed_at = utcnow()
+            _deliver(session, events)
             session.commit()
         except Exception:
             session.rollback()
@@ -165,9 +167,7 @@ def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500,
             if event is None or event.processed_at is not None:
                 continue
             try:
-                for fn in consumers_for(event.name):
-                    fn(session, event)
-                event.processed_at = utcnow()
+                _deliver(session, [event])
                 session.commit()
                 done += 1
             except Exception as exc:  # a consumer failed: keep the event for a retry
