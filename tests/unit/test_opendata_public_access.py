@@ -222,7 +222,8 @@ def test_withdrawn_application_leaves_no_grant(db: Database, world, settings) ->
 
 
 def test_demo_seed_builds_the_public_side_through_the_services(db: Database, world, settings) -> None:  # type: ignore[no-untyped-def]
-    from zhengshu.opendata import public_seed, responsibility
+    from zhengshu.demo import open_public_seed as public_seed
+    from zhengshu.opendata import responsibility
 
     make_dataset(db, world, settings, opening="有条件开放")
     make_dataset(db, world, settings, name="企业年报信息")

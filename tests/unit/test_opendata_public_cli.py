@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from tests.api.test_opendata_public_support import make_dataset, register
 from tests.factories import World, build_world
 from zhengshu.cli import main as cli_main
+from zhengshu.cli.open_public import open_public_app
 from zhengshu.core.config import Settings, get_settings, reset_settings
 from zhengshu.core.db import Base, Database
 from zhengshu.opendata import conditional
-from zhengshu.opendata.public_cli import open_public_app
 from zhengshu.opendata.public_models import OpenAccessGrant, PublicAccount
 from zhengshu.opendata.public_schemas import AccessApplicationIn
 

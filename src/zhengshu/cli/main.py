@@ -49,7 +49,7 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(files_app, name="files")
 app.add_typer(ferry_app, name="ferry")
 app.add_typer(opendata_app, name="opendata")
-from zhengshu.opendata.public_cli import open_public_app  # noqa: E402
+from zhengshu.cli.open_public import open_public_app  # noqa: E402
 
 app.add_typer(open_public_app, name="open-public")
 

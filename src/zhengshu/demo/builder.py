@@ -19,10 +19,18 @@ from zhengshu.core.config import Settings
 from zhengshu.core.db import Database
 from zhengshu.core.events import process_pending
 from zhengshu.core.timeutil import local_today
-from zhengshu.demo import catalog_seed, files_seed, gateway_seed, opendata_seed, source_data, sync_seed, workflow_seed
+from zhengshu.demo import (
+    catalog_seed,
+    files_seed,
+    gateway_seed,
+    open_public_seed,
+    opendata_seed,
+    source_data,
+    sync_seed,
+    workflow_seed,
+)
 from zhengshu.lake import service as lake_service
 from zhengshu.lake.schemas import DataSourceIn
-from zhengshu.opendata import public_seed
 from zhengshu.org import service as org_service
 from zhengshu.org.divisions import divisions_by_code
 from zhengshu.org.models import Organization, Region, User
@@ -266,7 +274,7 @@ def build_demo(
         sync_job_ids = sync_seed.seed_sync_jobs(session, settings=settings)
         status.update("数据开放")
         opendata_seed.seed(session, settings=settings, rng=rng, today=today)
-        public_seed.seed(
+        open_public_seed.seed(
             session,
             password=DEMO_PASSWORD,
             reviewer=provincial_reviewer,
