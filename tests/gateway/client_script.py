@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
     headers = sign(args.key, args.secret, args.method, url, body)
     if body:
         headers["Content-Type"] = "application/json"
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=30) as client:  # a loaded CI machine may be slow to answer the first call
         response = client.request(args.method, url, content=body or None, headers=headers)
         if args.replay:
             response = client.request(args.method, url, content=body or None, headers=headers)

@@ -61,6 +61,7 @@ def test_an_independent_httpx_client_calls_the_gateway_end_to_end(
             text=True,
             timeout=60,
         )
+        assert out.stdout.strip(), f"the client script printed nothing (exit {out.returncode}): {out.stderr[-2000:]}"
         return out.returncode, json.loads(out.stdout)
 
     code, answer = run("GET", f"/gw/person-status/{PEOPLE[0][0]}")

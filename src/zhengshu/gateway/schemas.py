@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 ServiceCode = Field(
     min_length=3,
@@ -15,14 +15,25 @@ ServiceCode = Field(
 )
 
 
-class UpstreamParam(BaseModel):
+class GatewayInput(BaseModel):
+    """What callers send: text with a NUL character is refused here (PostgreSQL cannot store it)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("不能包含空字符（\\0）")
+        return value
+
+
+class UpstreamParam(GatewayInput):
     name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.-]+$")
     location: Literal["query", "path"] = "query"
     required: bool = False
     description: str = Field(default="", max_length=200)
 
 
-class ProxyConfigIn(BaseModel):
+class ProxyConfigIn(GatewayInput):
     upstream_url: HttpUrl = Field(description="上游接口地址；路径参数写作 {name}")
     method: Literal["GET", "POST"] = "GET"
     params: list[UpstreamParam] = Field(default_factory=list, max_length=50)
@@ -31,14 +42,14 @@ class ProxyConfigIn(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=120)
 
 
-class TableConfigIn(BaseModel):
+class TableConfigIn(GatewayInput):
     resource_id: str | None = Field(default=None, description="目录已挂接的库表资源；为空时取第一个库表资源")
     key_items: list[str] = Field(min_length=1, max_length=5, description="按其查询单条的信息项（名称或 key）")
     filter_items: list[str] = Field(default_factory=list, max_length=20, description="列表查询可按其筛选的信息项")
     timeout_s: float = Field(default=5.0, gt=0, le=120)
 
 
-class ServiceIn(BaseModel):
+class ServiceIn(GatewayInput):
     entry_id: str = Field(min_length=1, max_length=32)
     code: str = ServiceCode
     name: str = Field(min_length=1, max_length=200)
@@ -51,13 +62,13 @@ class ServiceIn(BaseModel):
     app_daily_quota: int | None = Field(default=None, ge=1, le=1_000_000_000, description="每个应用每日配额")
 
 
-class VersionIn(BaseModel):
+class VersionIn(GatewayInput):
     proxy: ProxyConfigIn | None = None
     table: TableConfigIn | None = None
     note: str = Field(default="", max_length=2000, description="版本说明")
 
 
-class ServiceUpdate(BaseModel):
+class ServiceUpdate(GatewayInput):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     status: Literal["active", "disabled"] | None = None
@@ -100,7 +111,7 @@ class ServiceRead(BaseModel):
     versions: list[VersionRead] = Field(default_factory=list)
 
 
-class AppIn(BaseModel):
+class AppIn(GatewayInput):
     name: str = Field(min_length=1, max_length=200, description="应用（业务系统）名称")
     description: str = Field(default="", max_length=2000)
     contact_name: str = Field(default="", max_length=60)
@@ -108,7 +119,7 @@ class AppIn(BaseModel):
     org_id: str | None = Field(default=None, description="所属部门；默认为本人所在部门（管理员可代登记）")
 
 
-class AppUpdate(BaseModel):
+class AppUpdate(GatewayInput):
     description: str | None = Field(default=None, max_length=2000)
     contact_name: str | None = Field(default=None, max_length=60)
     contact_phone: str | None = Field(default=None, max_length=30)
@@ -153,7 +164,7 @@ class SecretIssued(BaseModel):
     previous_valid_until: datetime | None = None
 
 
-class RotateIn(BaseModel):
+class RotateIn(GatewayInput):
     overlap_hours: int | None = Field(
         default=None, ge=0, le=24 * 30, description="旧密钥继续有效的小时数；默认按系统设置，0 为立即失效"
     )
