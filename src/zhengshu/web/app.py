@@ -19,6 +19,7 @@ from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import Database
 from zhengshu.web import errors
 from zhengshu.web.admission import AdmissionLimit
+from zhengshu.web.textguard import NulTextGuard
 from zhengshu.web.templating import build_environment
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    # text with a NUL character is refused before any route reads it (PostgreSQL cannot store it)
+    app.add_middleware(NulTextGuard)
     # outermost: requests beyond the cap wait here, holding no thread and no connection
     app.add_middleware(AdmissionLimit, max_inflight=settings.max_inflight_requests)
     errors.install(app)
