@@ -141,6 +141,10 @@ def test_apply_on_the_page_and_the_provider_decides(db, world, settings, open_cl
     mine = open_client.get("/open/account", headers=HTML)
     assert "有效" in mine.text and "已同意" in mine.text
 
+    # the dataset page offers the downloads of the granted item only, never the whole dataset
+    page = open_client.get("/open/datasets/shebao", headers=HTML)
+    assert 'href="/api/v1/open/datasets/shebao/download.csv?columns=qymc"' in page.text
+    assert 'href="/api/v1/open/datasets/shebao/download.csv"' not in page.text
     # the company downloads what it was granted, through the portal core's download (its login session)
     csv = open_client.get("/api/v1/open/datasets/shebao/download.csv?columns=qymc")
     assert csv.status_code == 200, csv.text

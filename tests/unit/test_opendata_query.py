@@ -302,6 +302,44 @@ def test_whole_file_streams_span_row_groups(copy: query.Published) -> None:
     assert [p["k"] for p in parsed] == [r["k"] for r in rows] and raw.count(b"\r\n") == len(rows) + 1
 
 
+def test_row_groups_go_out_in_pieces_in_order(copy: query.Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setattr(downloads, "PIECE_ROWS", 3)  # row groups of 10 rows: pieces of 3, 3, 3 and 1
+    rows = _rows(copy)
+    assert json.loads(b"".join(downloads.json_file_stream(copy.path, copy.columns))) == rows
+    lines = b"".join(downloads.jsonl_file_stream(copy.path, ["k"])).splitlines()
+    assert [json.loads(line)["k"] for line in lines] == [r["k"] for r in rows]
+    chunks = list(downloads.csv_file_stream(copy.path, copy.columns))
+    assert len(chunks) == 1 + 8 * 4 + 1  # the header; 8 groups of 10 rows in 4 pieces each; the last 3 rows
+    parsed = list(csv.DictReader(io.StringIO(b"".join(chunks).decode("utf-8-sig"), newline="")))
+    assert [p["k"] for p in parsed] == [r["k"] for r in rows]
+
+
+def test_csv_header_is_quoted_as_arrows_writer_quotes_it() -> None:
+    import pyarrow.csv as pacsv
+
+    names = ["k", "逗号,名", '引"号', "换\n行", "名称"]
+    sink = io.BytesIO()
+    pacsv.write_csv(pa.table({n: pa.array([], pa.string()) for n in names}), sink, pacsv.WriteOptions(eol="\r\n"))
+    assert downloads.csv_header(names) == downloads.BOM + sink.getvalue()
+
+
+def test_concurrent_downloads_share_one_parsed_footer_and_give_back_the_budget(copy: query.Published) -> None:
+    stat = copy.path.stat()
+    key = (str(copy.path), stat.st_mtime_ns, stat.st_size)
+    first = downloads.csv_file_stream(copy.path, copy.columns)
+    second = downloads.json_file_stream(copy.path, ["k"])
+    next(first), next(first), next(second), next(second)  # both are past their first row group
+    footer, users = downloads._footers[key]
+    assert users == 2 and footer.num_row_groups == 9
+    first.close()  # a client that goes away mid-file
+    assert downloads._footers[key][1] == 1
+    assert b"".join(second)
+    assert key not in downloads._footers
+    assert downloads._ahead._value == downloads.AHEAD  # type: ignore[attr-defined]  # every slot given back
+
+
 class _FirstGroupLast:
     """An encoder pool that finishes every row group before the first one, as busy threads may."""
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pypinyin import lazy_pinyin
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from sqlalchemy import func, select
@@ -103,6 +102,9 @@ ACCESS_RIGHTS = {
 
 
 def pinyin(text: str) -> str:
+    # pypinyin's phrase dictionary takes ~50 MB: loaded on the first export, not in every server process
+    from pypinyin import lazy_pinyin
+
     return " ".join(w for w in lazy_pinyin(text) if w.strip())
 
 

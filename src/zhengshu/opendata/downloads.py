@@ -10,14 +10,15 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -25,16 +26,28 @@ import pyarrow.csv as pacsv
 
 from zhengshu.opendata import query
 
+if TYPE_CHECKING:
+    from pyarrow.parquet import FileMetaData
+
 BOM = "\ufeff".encode()
-CHUNK_BYTES = 4 << 20  # a row group's encoded rows usually go out in one piece
-# Row groups are decoded and encoded by a small pool of threads, whatever the number of downloads: a waiting
-# download holds only the encoded bytes of its current row group, and Arrow's allocator (which keeps freed memory
-# per thread) sees two threads, not one per download, so memory stays flat under many concurrent downloads.
+CHUNK_BYTES = 4 << 20  # file downloads (Parquet, XLSX) are read in pieces of this size
+# Whole-copy downloads (CSV, JSON, JSON Lines) read and encode row groups on a small pool of threads shared by every
+# download: decoded Arrow data lives only there (two at a time, whatever the number of downloads). A row group's
+# encoded rows come back as pieces of PIECE_ROWS rows (~0.5 MB of CSV) that are dropped once sent, so a waiting
+# download holds at most what is left of one row group. Encoding ahead is limited by a budget shared by all
+# downloads (AHEAD row groups): one download alone keeps both threads busy, twenty do not multiply the buffers.
 ENCODERS = 2
+AHEAD = 4
+PIECE_ROWS = 4096
 _encoders = ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="zs-open-encode")
+_ahead = threading.BoundedSemaphore(AHEAD)
 EXCEL_MAX_ROWS = 1_048_576
 _xlsx_locks: dict[str, threading.Lock] = {}
 _xlsx_guard = threading.Lock()
+# Parsed Parquet footers shared by the downloads of the same file: a 10M-row copy's footer (489 row groups with
+# statistics) takes several MB once parsed, and each download used to parse its own.
+_footers: dict[tuple[str, int, int], list[Any]] = {}  # key -> [footer, downloads using it]
+_footers_guard = threading.Lock()
 
 
 def csv_stream(batches: Iterator[pa.RecordBatch], columns: Sequence[str]) -> Iterator[bytes]:
@@ -44,30 +57,71 @@ def csv_stream(batches: Iterator[pa.RecordBatch], columns: Sequence[str]) -> Ite
         yield csv_body(batch)
 
 
-def _slices(data: bytes) -> Iterator[bytes]:
-    """Views into the encoded bytes (no copies: the request threads allocate nothing)."""
-    view = memoryview(data)
-    for start in range(0, len(view), CHUNK_BYTES):
-        yield view[start : start + CHUNK_BYTES]  # type: ignore[misc]  # Starlette sends memoryviews as they are
-
-
-def encoded_row_groups(path: Path, columns: Sequence[str], encode: Callable[[pa.Table], bytes]) -> Iterator[bytes]:
-    """The whole copy, one row group at a time: read and encoded under a shared slot, then sent in slices."""
+@contextlib.contextmanager
+def _shared_footer(path: Path) -> Iterator[FileMetaData]:
+    """The file's parsed footer, shared while any download of that file is running (a new version is a new
+    file, so size and modification time tell a replaced file apart)."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _footers_guard:
+        entry = _footers.get(key)
+        if entry is not None:
+            entry[1] += 1
+    if entry is None:
+        footer = pq.read_metadata(path)
+        with _footers_guard:
+            entry = _footers.setdefault(key, [footer, 0])
+            entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        with _footers_guard:
+            entry[1] -= 1
+            if entry[1] == 0 and _footers.get(key) is entry:
+                del _footers[key]
 
-    def work(index: int) -> bytes:
-        return encode(parquet.read_row_group(index, columns=list(columns), use_threads=False))
 
-    groups = parquet.metadata.num_row_groups
-    # the next groups are encoded while this one is sent (one per encoder thread)
-    pending = collections.deque(_encoders.submit(work, i) for i in range(min(ENCODERS, groups)))
-    for index in range(groups):
-        data = pending.popleft().result()
-        if index + ENCODERS < groups:
-            pending.append(_encoders.submit(work, index + ENCODERS))
-        yield from _slices(data)
+def encoded_row_groups(
+    path: Path, columns: Sequence[str], encode: Callable[[pa.RecordBatch], bytes]
+) -> Iterator[bytes]:
+    """The whole copy, one row group at a time, read and encoded by the shared pool, sent piece by piece."""
+    import pyarrow.parquet as pq
+
+    with _shared_footer(path) as footer:
+        parquet = pq.ParquetFile(path, metadata=footer, pre_buffer=False, buffer_size=1 << 20)
+        names = list(columns)
+
+        def work(index: int) -> list[bytes]:
+            table = parquet.read_row_group(index, columns=names, use_threads=False)
+            pieces = [encode(batch) for batch in table.to_batches(max_chunksize=PIECE_ROWS)]
+            pieces.reverse()  # popped from the end, in order
+            return pieces
+
+        groups = footer.num_row_groups
+        ahead: collections.deque[Future[list[bytes]]] = collections.deque()
+        try:
+            for index in range(groups):
+                if ahead:
+                    future = ahead.popleft()
+                    _ahead.release()  # this group is the current one now, no longer ahead
+                    pieces = future.result()
+                else:
+                    pieces = _encoders.submit(work, index).result()
+                # encode the next groups while this one is sent, as far as the shared budget allows
+                while len(ahead) < ENCODERS and index + 1 + len(ahead) < groups and _ahead.acquire(blocking=False):
+                    ahead.append(_encoders.submit(work, index + 1 + len(ahead)))
+                while pieces:
+                    yield pieces.pop()  # the list lets go of each piece as it leaves
+        finally:
+            # the client went away: wait for the groups already started (they read this file), free the budget
+            while ahead:
+                future = ahead.popleft()
+                if not future.cancel():
+                    with contextlib.suppress(Exception):
+                        future.result()
+                _ahead.release()
 
 
 def csv_body(table: pa.Table | pa.RecordBatch) -> bytes:
@@ -77,23 +131,20 @@ def csv_body(table: pa.Table | pa.RecordBatch) -> bytes:
 
 
 def csv_header(columns: Sequence[str]) -> bytes:
-    header = io.BytesIO()
-    pacsv.write_csv(
-        pa.table({c: pa.array([], pa.string()) for c in columns}),
-        header,
-        pacsv.WriteOptions(include_header=True, eol="\r\n"),
-    )
-    return BOM + header.getvalue()
+    """BOM and the header row, every name quoted as Arrow's CSV writer quotes it. Written by hand: building an
+    Arrow table from Python values makes pyarrow import pandas (~50 MB per server process)."""
+    names = ",".join('"' + c.replace('"', '""') + '"' for c in columns)
+    return BOM + (names + "\r\n").encode()
 
 
 def csv_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
-    """The whole copy as CSV (BOM, header, CRLF), with memory bounded by the encoder slots."""
+    """The whole copy as CSV (BOM, header, CRLF), with memory bounded by the shared encoder pool."""
     yield csv_header(columns)
     yield from encoded_row_groups(path, columns, csv_body)
 
 
-def jsonl_body(table: pa.Table) -> bytes:
-    return b"".join(row + b"\n" for row in _json_rows(iter(table.to_batches())))
+def jsonl_body(batch: pa.RecordBatch) -> bytes:
+    return b"".join(row + b"\n" for row in _json_rows(iter([batch])))
 
 
 def jsonl_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
@@ -103,11 +154,11 @@ def jsonl_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
 def json_file_stream(path: Path, columns: Sequence[str]) -> Iterator[bytes]:
     """A JSON array over the whole copy: each row group's objects joined by commas, row groups likewise.
 
-    Row groups are encoded by several threads in any order, so each encoded group starts with its separator and
+    Row groups are encoded by several threads in any order, so each encoded piece starts with its separator and
     the separator of the first one to be *sent* is dropped here, in order."""
 
-    def encode(table: pa.Table) -> bytes:
-        body = b",\n".join(_json_rows(iter(table.to_batches())))
+    def encode(batch: pa.RecordBatch) -> bytes:
+        body = b",\n".join(_json_rows(iter([batch])))
         return SEPARATOR + body if body else b""
 
     yield b"["

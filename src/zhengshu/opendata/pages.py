@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -63,6 +63,17 @@ def _may_take(session: Session, dataset: OpenDataset, account: Any) -> bool:
     return bool(
         access.may_access(session, dataset=dataset, account=account, items=[i.column_name for i in dataset.items])
     )
+
+
+def _granted_columns(session: Session, dataset: OpenDataset, account: Any) -> list[str]:
+    """The items of a conditionally open dataset this account was granted, in the dataset's order (a provider
+    may approve fewer items than the whole dataset: the account then takes just those)."""
+    if account is None or not dataset.is_conditional:
+        return []
+    from zhengshu.opendata import access
+
+    granted = access.granted_items(session, account_id=account.id, dataset_id=dataset.id)
+    return [i.column_name for i in dataset.items if i.column_name in granted]
 
 
 def _public(request: Request, session: Session, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
@@ -225,6 +236,11 @@ def dataset_page(ref: str, request: Request, session: DbSession) -> Response:
     preview = _preview_context(session, request, dataset, may_take=may_take)
     base = str(request.base_url).rstrip("/")
     first = next(iter(dataset.items), None)
+    downloads = opendata_service.download_urls(dataset)
+    granted = [] if may_take else _granted_columns(session, dataset, account)
+    if granted:  # only the granted items: the download of the whole dataset would be refused
+        columns = quote(",".join(granted), safe=",")
+        downloads = {fmt: f"{url}?columns={columns}" for fmt, url in downloads.items()}
     return _public(
         request,
         session,
@@ -235,7 +251,8 @@ def dataset_page(ref: str, request: Request, session: DbSession) -> Response:
             "versions": opendata_service.versions(session, dataset),
             "licence": vocab.LICENCES.get(dataset.licence, {"label": dataset.licence, "url": ""}),
             "formats": vocab.FORMATS,
-            "downloads": opendata_service.download_urls(dataset),
+            "downloads": downloads,
+            "granted": granted,
             "type_labels": DATA_TYPE_LABELS,
             "rule_label": masking.rule_label,
             "p": preview,

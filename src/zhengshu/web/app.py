@@ -19,8 +19,8 @@ from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import Database
 from zhengshu.web import errors
 from zhengshu.web.admission import AdmissionLimit
-from zhengshu.web.textguard import NulTextGuard
 from zhengshu.web.templating import build_environment
+from zhengshu.web.textguard import NulTextGuard
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
