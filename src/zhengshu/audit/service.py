@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -80,26 +80,21 @@ def _insert_head_if_missing(session: Session, dialect: str) -> None:
     session.execute(stmt)
 
 
-def _lock_head(session: Session) -> AuditHead:
-    """The head row, locked so that no other transaction appends until this one ends."""
+def _lock_head(session: Session) -> tuple[int, str]:
+    """(last_seq, last_hash) of the head row, locked so that no other transaction appends until this one
+    ends. Read as a plain row: no ORM object, so nothing stale can come from an earlier transaction."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         # SQLite has no row locks and pysqlite opens the transaction lazily: take the database write lock
         # now (a no-op UPDATE waits for it), so the head read next cannot be stale.
         session.execute(text("UPDATE audit_head SET last_hash = last_hash WHERE 1 = 0"))
-    stmt = (
-        select(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .with_for_update()
-        # A head object from an earlier transaction of this session would otherwise keep stale values.
-        .execution_options(populate_existing=True)
-    )
-    head = session.execute(stmt).scalar_one_or_none()
+    stmt = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID).with_for_update()
+    head = session.execute(stmt).first()
     if head is None:
         # Tables created without the seed row (e.g. by hand); tolerate a concurrent creator.
         _insert_head_if_missing(session, dialect)
-        head = session.execute(stmt).scalar_one()
-    return head
+        head = session.execute(stmt).one()
+    return int(head[0]), str(head[1])
 
 
 def record(
@@ -113,18 +108,24 @@ def record(
     detail: dict[str, Any] | None = None,
     source_ip: str | None = None,
 ) -> AuditRecord:
-    """Append one audit record in the caller's transaction (flushes, never commits).
+    """Append one audit record in the caller's transaction (never commits); returns it (not attached to
+    the session).
 
     Record failures too (``outcome="failure"``); the caller must then commit the audit record even though
     the action itself was rolled back, e.g. by recording in a separate session.
+
+    The head row stays locked until the transaction ends, so what runs between the lock and the commit
+    bounds the whole platform's write rate: the caller's pending changes are flushed before the lock is
+    taken, and the append is one statement on PostgreSQL (head update and insert together).
     """
     if not action:
         raise ValueError("action is required")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-    head = _lock_head(session)
+    session.flush()  # the caller's writes go before the lock, not while it is held
+    last_seq, last_hash = _lock_head(session)
     fields: dict[str, Any] = {
-        "seq": head.last_seq + 1,
+        "seq": last_seq + 1,
         "at": utcnow(),
         "actor_user_id": actor.user_id if actor else None,
         "actor_username": actor.username if actor else "anonymous",
@@ -136,14 +137,18 @@ def record(
         "target_id": str(target_id),
         "outcome": outcome,
         "detail": _normalize_detail(detail),
-        "prev_hash": head.last_hash,
+        "prev_hash": last_hash,
     }
-    entry = AuditRecord(**fields, hash=record_hash(fields))
-    session.add(entry)
-    head.last_seq = entry.seq
-    head.last_hash = entry.hash
-    session.flush()
-    return entry
+    digest = record_hash(fields)
+    move_head = update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=fields["seq"], last_hash=digest)
+    append = insert(AuditRecord).values(**fields, hash=digest)
+    if session.get_bind().dialect.name == "postgresql":
+        # one round trip while the head is locked: the head moves in a data-modifying CTE of the insert
+        session.execute(append.add_cte(move_head.cte("audit_head_moved")))
+    else:
+        session.execute(move_head)
+        session.execute(append)
+    return AuditRecord(**fields, hash=digest)
 
 
 @dataclass

@@ -79,7 +79,10 @@ def _deliver(session: Session, events: list[OutboxEvent]) -> None:
     for event in events:
         for fn in consumers_for(event.name):
             fn(session, event)
-        event.processed_at = utcnow()
+    # marked after all consumers ran: the marks go out in one batched flush, not one between two consumers
+    now = utcnow()
+    for event in events:
+        event.processed_at = now
 
 
 def deliver_in_transaction(session: Session, ids: list[str]) -> list[str]:

@@ -334,8 +334,8 @@ def create(
                 status="pending",
             )
         )
-    session.add(app)
-    session.flush()
+    app.ticket_id = new_id()  # named now, so the application is inserted with it (no update after)
+    session.add(app)  # inserted with the ticket, in open_ticket's flush
     ticket = workflow.open_ticket(
         session,
         actor=actor,
@@ -348,8 +348,8 @@ def create(
         comment=f"申请 {len(app.items)} 个信息项，用途：{app.purpose}",
         data={"entry_id": entry.id, "provider_org_id": entry.provider_org_id},
         today=today,
+        ticket_id=app.ticket_id,
     )
-    app.ticket_id = ticket.id
     app.state = ticket.state
     session.flush()
     emit(session, "application.submitted", application_id=app.id, entry_id=entry.id)
@@ -387,10 +387,10 @@ def _move(
         assignee_org_id=assignee_org_id,
         data=data,
         today=today,
+        flush=False,  # written with the rest of the request's changes, in one flush
     )
     app.state = ticket.state
     app.updated_at = utcnow()
-    session.flush()
     emit(session, f"application.{name}", application_id=app.id, state=app.state)
     return ticket
 
@@ -405,6 +405,10 @@ def _load(session: Session, actor: Actor, application_id: str, action: str) -> D
     app = get(session, actor=actor, application_id=application_id, for_update=True)
     authz.ensure(actor, action, app)
     _ensure_open(app)
+    # every step reads the items and moves the ticket: loaded before anything changes, so no read in the
+    # middle of the step flushes part of it early and the step's writes go out together
+    app.items  # noqa: B018
+    ticket_of(session, app).events  # noqa: B018
     return app
 
 
@@ -475,6 +479,7 @@ def comply(
             today=today,
             data={"authorization_id": auth.id, "items": [i.item_key for i in unconditional]},
         )
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -490,6 +495,7 @@ def reject(
             item.status, item.reason, item.decided_by, item.decided_at = "refused", reason, actor.display_name, now
     _mark_decided(app, today)
     _move(session, actor=actor, app=app, name="reject", comment=reason, today=today)
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -578,6 +584,7 @@ def decide(
         data={"authorization_id": auth.id if auth else None, "outcome": app.outcome},
     )
     emit(session, "application.decided", application_id=app.id, outcome=app.outcome)
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -598,6 +605,7 @@ def request_supplement(
         assignee_org_id=app.consumer_org_id,
         today=today,
     )
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -631,6 +639,7 @@ def supplement(
         assignee_org_id=app.provider_org_id,
         today=today,
     )
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -647,6 +656,7 @@ def withdraw(
             item.status = "withdrawn"
     _end_supplement_pause(app, today)
     _move(session, actor=actor, app=app, name="withdraw", comment=reason.strip(), today=today)
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -670,6 +680,7 @@ def appeal(
         assignee_org_id=app.authority_org_id,
         today=today,
     )
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -679,6 +690,7 @@ def accept(
     today = today or local_today()
     app = _load(session, actor, application_id, "application.appeal")
     _move(session, actor=actor, app=app, name="accept", comment=comment.strip(), today=today)
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -713,6 +725,7 @@ def coordinate(
         data={"authorization_id": auth.id if auth else None, "outcome": app.outcome},
     )
     emit(session, "application.decided", application_id=app.id, outcome=app.outcome)
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -737,6 +750,7 @@ def remand(
         assignee_org_id=app.provider_org_id,
         today=today,
     )
+    session.flush()  # the moves leave their writes to one flush, here
     return app
 
 
@@ -773,6 +787,7 @@ def escalate_overdue(session: Session, *, actor: Actor, today: date | None = Non
             today=today,
         )
         count += 1
+    session.flush()
     return count
 
 
@@ -812,6 +827,7 @@ def close_lapsed(session: Session, *, actor: Actor, today: date | None = None) -
             today=today,
         )
         count += 1
+    session.flush()
     return count
 
 
@@ -910,7 +926,7 @@ def to_read(session: Session, app: DataApplication, *, actor: Actor, today: date
             }
             for i in app.items
         ],
-        authorization_ids=[a.id for a in authorizations.for_application(session, application_id=app.id)],
+        authorization_ids=authorizations.ids_for_application(session, application_id=app.id),
         actions=available_actions(actor, app, today=today),
         timeline=list(ticket.events),
     )

@@ -119,6 +119,17 @@ def list_query(actor: Actor, filters: AuthorizationFilters, *, on: date | None =
     return stmt
 
 
+def ids_for_application(session: Session, *, application_id: str) -> list[str]:
+    """Ids of :func:`for_application`, same order, without loading the authorizations."""
+    return list(
+        session.scalars(
+            select(Authorization.id)
+            .where(Authorization.application_id == application_id)
+            .order_by(Authorization.created_at, Authorization.id)
+        )
+    )
+
+
 def for_application(session: Session, *, application_id: str) -> list[Authorization]:
     return list(
         session.scalars(
@@ -210,8 +221,7 @@ def grant(
         reason=BASIS_LABELS.get(basis, basis),
         data={"items": [i.item_key for i in items]},
     )
-    session.add(auth)
-    session.flush()
+    session.add(auth)  # flushed by the caller with the application's other changes
     emit(
         session,
         "authorization.granted",

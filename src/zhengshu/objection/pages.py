@@ -247,11 +247,7 @@ def objection_detail(request: Request, session: DbSession, actor: CurrentActor, 
     ticket = objection_service.ticket_of(session, obj)
     actions = objection_service.available_actions(actor, obj)
     members = objection_service.group_members(session, obj)
-    flags = [
-        f
-        for f in objection_service.flags_for(session, entry_id=obj.entry_id, include_closed=True)
-        if f.group_id == obj.group_id
-    ]
+    flags = objection_service.group_flags(session, obj)
     shown = catalog_service.display_version(session, obj.entry)
     corrections = [
         c for c in objection_service.corrections_for(session, entry_id=obj.entry_id) if c.group_id == obj.group_id

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from zhengshu.catalog import service as catalog_service
 from zhengshu.catalog.enums import EntryStatus
@@ -84,8 +84,10 @@ def _locked(session: Session, *, actor: Actor, objection_id: str) -> Objection:
     return obj
 
 
-def ticket_of(session: Session, obj: Objection) -> Ticket:
-    ticket = session.get(Ticket, obj.ticket_id, populate_existing=True) if obj.ticket_id else None
+def ticket_of(session: Session, obj: Objection, *, refresh: bool = True) -> Ticket:
+    """The objection's ticket; ``refresh`` re-reads it even when the session holds it (a change loads it
+    after locking the objection). Read models pass ``refresh=False``: what this transaction loaded is current."""
+    ticket = session.get(Ticket, obj.ticket_id, populate_existing=refresh) if obj.ticket_id else None
     if ticket is None:
         raise Conflict("该异议缺少办理流程记录，请联系平台管理员", code="objection.no_ticket")
     return ticket
@@ -101,6 +103,27 @@ def group_members(session: Session, obj: Objection, *, states: Sequence[str] | N
             .execution_options(populate_existing=True)
         )
     return list(session.scalars(stmt.order_by(Objection.created_at, Objection.id)))
+
+
+def group_member_ids(session: Session, obj: Objection) -> list[str]:
+    """Ids of ``obj``'s group, oldest first (:func:`group_members` without loading the objections)."""
+    return list(
+        session.scalars(
+            select(Objection.id).where(Objection.group_id == obj.group_id).order_by(Objection.created_at, Objection.id)
+        )
+    )
+
+
+def group_flags(session: Session, obj: Objection) -> list[RecordFlag]:
+    """The flags (open and closed) of ``obj``'s group, newest first, as :func:`flags_for` orders them; by the
+    group's index, not every flag of the entry."""
+    return list(
+        session.scalars(
+            select(RecordFlag)
+            .where(RecordFlag.group_id == obj.group_id, RecordFlag.entry_id == obj.entry_id)
+            .order_by(RecordFlag.opened_at.desc(), RecordFlag.id)
+        )
+    )
 
 
 def timeline(session: Session, obj: Objection) -> list[TicketEvent]:
@@ -216,6 +239,9 @@ def _open_group_leader(session: Session, objection_in: ObjectionIn) -> Objection
     )
     return session.scalars(
         select(Objection)
+        # only columns of the leader are read; skipping the joined organizations and entry (wrapped in a
+        # subquery because of LIMIT) saves most of this query's cost
+        .options(lazyload("*"))
         .where(clause, Objection.state.in_(sorted(wf.PRE_ANSWER)))
         .order_by(Objection.created_at, Objection.id)
         .with_for_update(of=Objection)
@@ -301,8 +327,7 @@ def raise_objection(
         assigned_on=leader.assigned_on if leader else today,
     )
     obj.group_id = leader.group_id if leader else obj.id
-    session.add(obj)
-    session.flush()
+    session.add(obj)  # inserted with the ticket, in open_ticket's flush
 
     # a joining member counts its limit from the group's, so the group keeps one due date
     counts_from = leader_ticket.state_entered_on if leader_ticket is not None else today
@@ -436,6 +461,7 @@ def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequenc
     flag = _open_flag(session, leader.group_id)
     if flag is None:
         flag = RecordFlag(
+            id=new_id(),  # known now: the insert goes out with the request's other writes
             group_id=leader.group_id,
             objection_id=leader.group_id,
             target_type=leader.target_type,
@@ -449,9 +475,11 @@ def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequenc
             opened_at=utcnow(),
             opened_by_org_id=actor.org_id,
         )
+        for m in members:  # before the insert: one statement, not an insert and an update
+            _add_to_flag(flag, m)
         session.add(flag)
-        session.flush()
         emit(session, "objection.flag.opened", flag_id=flag.id, group_id=flag.group_id, entry_id=flag.entry_id)
+        return flag
     for m in members:
         _add_to_flag(flag, m)
     return flag
@@ -526,6 +554,7 @@ def _record_correction(
             errors.raise_if_any(code="objection.invalid")
         item_name = item.name if item is not None else None
     correction = Correction(
+        id=new_id(),  # known now: the insert goes out with the request's other writes
         objection_id=obj.id,
         group_id=obj.group_id,
         target_type=obj.target_type,
@@ -545,7 +574,6 @@ def _record_correction(
         created_at=utcnow(),
     )
     session.add(correction)
-    session.flush()
     emit(
         session,
         "objection.corrected",
@@ -572,8 +600,9 @@ def _move(
     assignee_org_id: str | None = None,
     data: dict[str, Any] | None = None,
     today: date | None = None,
+    ticket: Ticket | None = None,
 ) -> Ticket:
-    ticket = ticket_of(session, obj)
+    ticket = ticket if ticket is not None else ticket_of(session, obj)
     workflow.transition(
         session,
         actor=actor,
@@ -583,6 +612,7 @@ def _move(
         assignee_org_id=assignee_org_id,
         data=data,
         today=today,
+        flush=False,  # written with the rest of the request's changes, in one flush
     )
     obj.state = ticket.state
     obj.closed_at = ticket.closed_at
@@ -597,10 +627,27 @@ def _ensure_can(obj: Objection, name: str) -> None:
         raise InvalidTransition(f"当前状态为「{current}」，不能执行「{wf.MACHINE.transitions[name].label}」")
 
 
-def _group_in(session: Session, obj: Objection, name: str) -> list[Objection]:
-    """The members a group action moves: those in a state the transition starts from, ``obj`` first."""
+def _lock_for_group(
+    session: Session, *, actor: Actor, objection_id: str, name: str
+) -> tuple[Objection, list[Objection]]:
+    """Load for a group action: the members transition ``name`` moves are locked first, oldest first, then the
+    objection itself if it is not one of them. Every group action takes its locks in this one order, so two
+    deciders on one group queue instead of deadlocking (each holding its own objection while waiting for the
+    other's). Returns the objection (fresh) and the members, the objection first."""
+    obj = get(session, actor=actor, objection_id=objection_id)
     members = group_members(session, obj, states=sorted(wf.MACHINE.transitions[name].sources))
-    return sorted(members, key=lambda m: m.id != obj.id)
+    if all(m.id != obj.id for m in members):
+        obj = _locked(session, actor=actor, objection_id=objection_id)  # its current state, for the refusal
+    return obj, sorted(members, key=lambda m: m.id != obj.id)
+
+
+def _tickets_of(session: Session, members: Sequence[Objection]) -> dict[str, Ticket]:
+    """The members' tickets with their histories, read before the action changes anything: a read after a
+    change would flush it early, and the request's writes could no longer go out together."""
+    tickets = {m.id: ticket_of(session, m) for m in members}
+    for ticket in tickets.values():
+        ticket.events  # noqa: B018  (loaded now, see above)
+    return tickets
 
 
 def _objector_side(obj: Objection) -> str | None:
@@ -613,14 +660,14 @@ def accept(
 ) -> Objection:
     """受理: the handler takes the objection (and its group) on; the disputed target is flagged. The answer
     limit keeps counting from when the handler received it."""
-    obj = _locked(session, actor=actor, objection_id=objection_id)
+    obj, members = _lock_for_group(session, actor=actor, objection_id=objection_id, name="accept")
     authz.ensure(actor, "objection.accept", obj)
     _ensure_can(obj, "accept")
-    members = _group_in(session, obj, "accept")
-    for m in members:
-        ticket = ticket_of(session, m)
-        _move(session, actor=actor, obj=m, name="accept", comment=comment, today=ticket.state_entered_on)
+    tickets = _tickets_of(session, members)
     _flag(session, actor=actor, leader=_leader(session, obj), members=members)
+    for m in members:
+        ticket = tickets[m.id]
+        _move(session, actor=actor, obj=m, name="accept", comment=comment, today=ticket.state_entered_on, ticket=ticket)
     session.flush()
     for m in members:
         emit(session, "objection.accepted", objection_id=m.id, group_id=m.group_id)
@@ -637,10 +684,10 @@ def answer(
 ) -> Objection:
     """答复 the group once: corrected (value, effective date; a correction is recorded) or not an error."""
     today = today or local_today()
-    obj = _locked(session, actor=actor, objection_id=objection_id)
+    obj, members = _lock_for_group(session, actor=actor, objection_id=objection_id, name="answer")
     authz.ensure(actor, "objection.answer", obj)
     _ensure_can(obj, "answer")
-    members = _group_in(session, obj, "answer")
+    tickets = _tickets_of(session, members)
     _flag(session, actor=actor, leader=_leader(session, obj), members=members)
     correction = None
     if answer_in.resolution == Resolution.CORRECTED.value:
@@ -682,6 +729,7 @@ def answer(
             assignee_org_id=_objector_side(m),
             data={"resolution": answer_in.resolution, "correction_id": correction.id if correction else None},
             today=today,
+            ticket=tickets[m.id],
         )
     session.flush()
     for m in members:
@@ -695,7 +743,7 @@ def forward(
     """转办 to the department that really holds the data (the data authority may route it too): the ticket
     is reassigned and the answer limit starts again."""
     today = today or local_today()
-    obj = _locked(session, actor=actor, objection_id=objection_id)
+    obj, members = _lock_for_group(session, actor=actor, objection_id=objection_id, name="forward")
     authz.ensure(actor, "objection.forward", obj)
     _ensure_can(obj, "forward")
     target = session.get(Organization, forward_in.to_org_id)
@@ -707,7 +755,6 @@ def forward(
     errors.raise_if_any(code="objection.invalid")
     assert target is not None
     from_name = obj.handler_org.name
-    members = _group_in(session, obj, "forward")
     for m in members:
         ticket = _move(
             session,
@@ -735,10 +782,9 @@ def urge(
 ) -> Objection:
     """督办: the data authority sends an overdue objection back to the handler with a new limit."""
     today = today or local_today()
-    obj = _locked(session, actor=actor, objection_id=objection_id)
+    obj, members = _lock_for_group(session, actor=actor, objection_id=objection_id, name="urge")
     authz.ensure(actor, "objection.urge", obj)
     _ensure_can(obj, "urge")
-    members = _group_in(session, obj, "urge")
     for m in members:
         ticket = _move(
             session, actor=actor, obj=m, name="urge", comment=comment, assignee_org_id=m.handler_org_id, today=today
@@ -790,12 +836,11 @@ def arbitrate(
     """The data authority decides the disputed members of the group: uphold the correction, order a
     correction (recorded like the provider's), or dismiss the objection. All are archived."""
     today = today or local_today()
-    obj = _locked(session, actor=actor, objection_id=objection_id)
+    obj, members = _lock_for_group(session, actor=actor, objection_id=objection_id, name="arbitrate")
     authz.ensure(actor, "objection.arbitrate", obj)
     _ensure_can(obj, "arbitrate")
     if arbitrate_in.decision == Decision.UPHOLD_CORRECTION.value and obj.resolution != Resolution.CORRECTED.value:
         raise Conflict("提供部门未作更正，不能裁定“维持更正”", code="objection.nothing_to_uphold")
-    members = _group_in(session, obj, "arbitrate")
     correction = None
     if arbitrate_in.decision == Decision.ORDER_CORRECTION.value:
         assert arbitrate_in.corrected_value is not None
@@ -1110,7 +1155,7 @@ def correction_read(c: Correction) -> dict[str, Any]:
 
 
 def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str = "/api/v1") -> dict[str, Any]:
-    ticket = ticket_of(session, obj)
+    ticket = ticket_of(session, obj, refresh=False)
     data = to_summary(obj, ticket)
     data.update(
         other_source=obj.other_source,
@@ -1132,7 +1177,7 @@ def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str =
         decision_label=DECISION_LABELS.get(obj.decision) if obj.decision else None,
         decision_note=obj.decision_note,
         closed_at=obj.closed_at,
-        group_members=[m.id for m in group_members(session, obj)],
+        group_members=group_member_ids(session, obj),
         actions=available_actions(actor, obj),
         attachments=[
             {
@@ -1143,8 +1188,8 @@ def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str =
             }
             for a in obj.attachments
         ],
-        timeline=timeline(session, obj),
-        flags=[f for f in flags_for(session, entry_id=obj.entry_id, include_closed=True) if f.group_id == obj.group_id],
+        timeline=list(ticket.events),  # the relationship is ordered by time, like timeline(); loaded once
+        flags=group_flags(session, obj),
         corrections=[
             correction_read(c)
             for c in session.scalars(

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from zhengshu.core import clock
-from zhengshu.core.db import utcnow
+from zhengshu.core.db import new_id, utcnow
 from zhengshu.core.errors import InvalidTransition, NotFound
 from zhengshu.core.events import OutboxEvent, consumer, emit
 from zhengshu.core.timeutil import local_today
@@ -94,11 +94,14 @@ def open_ticket(
     data: dict[str, Any] | None = None,
     today: date | None = None,
     due_on: date | None = None,
+    ticket_id: str | None = None,
 ) -> Ticket:
     """Open a ticket; its due date comes from the state's SLA in working days, or ``due_on`` when the limit
-    is a calendar date (the annual re-check)."""
+    is a calendar date (the annual re-check). ``ticket_id`` lets the subject name its ticket before either is
+    written (one insert each, no update afterwards)."""
     machine = get_machine(kind)
     ticket = Ticket(
+        id=ticket_id or new_id(),
         kind=kind,
         title=title,
         subject_type=subject_type,
@@ -130,8 +133,13 @@ def transition(
     assignee_org_id: str | None = None,
     data: dict[str, Any] | None = None,
     today: date | None = None,
+    flush: bool = True,
 ) -> Ticket:
+    """Move ``ticket`` by transition ``name``. ``flush=False`` leaves the writes to the caller's next flush
+    (autoflush or commit), so a request that moves a ticket twice and records other rows writes them in one
+    flush, batched per table."""
     machine = get_machine(ticket.kind)
+    ticket.events  # noqa: B018  (load the history before changing the ticket: the load does not flush it early)
     if not machine.can(name, ticket.state):
         current = machine.state(ticket.state).label
         label = machine.transitions[name].label if name in machine.transitions else name
@@ -144,7 +152,8 @@ def transition(
         ticket.data = {**ticket.data, **data}
     _enter_state(ticket, machine, t.target, today=today)
     _event(ticket, actor, name, t.label, from_state=from_state, to_state=t.target, comment=comment, data=data)
-    session.flush()
+    if flush:
+        session.flush()
     emit(
         session,
         "ticket.transitioned",
