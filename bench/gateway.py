@@ -87,6 +87,34 @@ def wait_http(port: int, path: str, timeout: float = 60) -> None:
     raise TimeoutError(f"nothing answers on port {port}")
 
 
+def _children(pid: int) -> list[int]:
+    """Worker processes of a Uvicorn supervisor (not multiprocessing's resource tracker)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                out.append(int(child))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes so far (Linux ``/proc``; 0 where unavailable). On a shared machine
+    CPU time per call is a steadier figure than throughput."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 # ---- the load generator ---------------------------------------------------------------------------------------
 
 
@@ -98,6 +126,7 @@ def _request(method: str, path: str, headers: dict[str, str]) -> bytes:
 async def _connection(port: int, requests: Any, stop_at: float, record_from: float, out: dict[str, Any]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     latencies = out["latencies"]
+    completed = 0
     try:
         while True:
             now = time.perf_counter()
@@ -119,6 +148,7 @@ async def _connection(port: int, requests: Any, stop_at: float, record_from: flo
             length = int(lower[i + 15 : lower.find(b"\r\n", i)])
             await reader.readexactly(length)
             done = time.perf_counter()
+            completed += 1
             if started >= record_from:
                 latencies.append(done - started)
                 if status != 200:
@@ -128,6 +158,7 @@ async def _connection(port: int, requests: Any, stop_at: float, record_from: flo
         out["errors"] += 1
         out["failures"].append(repr(exc))
     finally:
+        out["completed"] += completed
         writer.close()
 
 
@@ -143,7 +174,14 @@ def _loadgen(
     import itertools
 
     source = itertools.repeat(requests) if isinstance(requests, bytes) else iter(requests)
-    out: dict[str, Any] = {"latencies": [], "errors": 0, "statuses": {}, "failures": [], "exhausted": False}
+    out: dict[str, Any] = {
+        "latencies": [],
+        "errors": 0,
+        "statuses": {},
+        "failures": [],
+        "exhausted": False,
+        "completed": 0,
+    }
 
     async def main() -> None:
         start = time.perf_counter()
@@ -157,6 +195,7 @@ def _loadgen(
     q.put(
         {
             "requests": n,
+            "completed": out["completed"],  # warm-up included: the denominator of the CPU figures
             "rps": n / duration,
             "p50_ms": lat[n // 2] * 1000 if n else None,
             "p99_ms": lat[min(n - 1, int(n * 0.99))] * 1000 if n else None,
@@ -366,6 +405,10 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="people in the lookup table")
     parser.add_argument("--max-rps", type=int, default=12_000, help="signed requests prepared per second of load")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--limits-url", help="Redis URL for rate limits, quotas and nonces (default: in memory, per process)"
+    )
+    parser.add_argument("--only", help="comma-separated scenarios to run (development; the figures need all)")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -380,6 +423,7 @@ def main() -> int:
     up_port, gw_port = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, Any]] = {}
+    counters = f"redis ({args.limits_url})" if args.limits_url else "memory"
     try:
         procs.append(subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)]))
         log("building the control database, the source table, the services, the app and the authorization …")
@@ -390,6 +434,9 @@ def main() -> int:
             "ZHENGSHU_DATABASE_URL": f"{args.pg_url}?options=-csearch_path%3D{schema}",
             "ZHENGSHU_SECRET_KEY": os.environ.get("ZHENGSHU_SECRET_KEY", ""),
             "ZHENGSHU_EMBEDDED_JOBS": "false",
+            # rate limits, quotas and nonces: in process memory (the default) unless --limits-url names a Redis
+            "ZHENGSHU_GATEWAY_LIMITS_URL": args.limits_url or "",
+            "ZHENGSHU_REDIS_URL": "",
         }
         if not env["ZHENGSHU_SECRET_KEY"]:
             raise SystemExit("internal: the secret key must be set before building")
@@ -410,6 +457,8 @@ def main() -> int:
                     "--log-level",
                     "warning",
                     "--no-access-log",
+                    "--http",  # as ``zhengshu gateway`` runs it: each answer in one write
+                    "zhengshu.gateway.server:GatewayHttpProtocol",
                 ],
                 env=env,
             )
@@ -427,23 +476,36 @@ def main() -> int:
         ]
         span = args.warmup + args.duration
 
-        def scenario(name: str, port: int, requests: list[bytes] | bytes, connections: int) -> None:
+        workers = _children(procs[1].pid)
+        if len(workers) != args.gateway_workers:
+            log(f"note: {len(workers)} gateway worker processes found (CPU figures count these)")
+        only = set(args.only.split(",")) if args.only else None
+
+        def scenario(name: str, port: int, requests: Any, connections: int) -> None:
+            if only is not None and name not in only:
+                return
+            if callable(requests):
+                requests = requests()
             log(f"{name}: {connections} connection(s), {args.duration:g} s …")
+            server = [procs[0].pid] if port == up_port else workers
+            cpu_before = cpu_seconds(server)
             r = load(port, requests, connections, args.warmup, args.duration)
+            r["cpu_us"] = (cpu_seconds(server) - cpu_before) / max(1, r["completed"]) * 1e6
             results[name] = r
             log(
-                f"  {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}"
+                f"  {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']},"
+                f" server CPU {r['cpu_us']:.0f} µs/call"
                 + (" (ran out of prepared requests)" if r["exhausted"] else "")
                 + (f" {r['statuses']} {r['failures']}" if r["errors"] else "")
             )
 
         many, one = args.connections, 1
         scenario("direct_100", up_port, direct, many)
-        scenario("gateway_100", gw_port, signed_requests(world, proxied_paths, int(args.max_rps * span)), many)
-        scenario("lookup_100", gw_port, signed_requests(world, lookup_paths, int(args.max_rps * span)), many)
+        scenario("gateway_100", gw_port, lambda: signed_requests(world, proxied_paths, int(args.max_rps * span)), many)
+        scenario("lookup_100", gw_port, lambda: signed_requests(world, lookup_paths, int(args.max_rps * span)), many)
         scenario("direct_1", up_port, direct, one)
-        scenario("gateway_1", gw_port, signed_requests(world, proxied_paths, int(4000 * span)), one)
-        scenario("lookup_1", gw_port, signed_requests(world, lookup_paths, int(4000 * span)), one)
+        scenario("gateway_1", gw_port, lambda: signed_requests(world, proxied_paths, int(4000 * span)), one)
+        scenario("lookup_1", gw_port, lambda: signed_requests(world, lookup_paths, int(4000 * span)), one)
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -464,28 +526,27 @@ def main() -> int:
     def line(name: str, value: Any) -> None:
         print(f"{name}: {value}")
 
-    d100, g100, l100 = results["direct_100"], results["gateway_100"], results["lookup_100"]
-    d1, g1, l1 = results["direct_1"], results["gateway_1"], results["lookup_1"]
     line("duration_s", args.duration)
     line("connections", args.connections)
     line("gateway_workers", args.gateway_workers)
-    line("direct_rps_100", f"{d100['rps']:.0f}")
-    line("direct_p50_ms_100", f"{d100['p50_ms']:.2f}")
-    line("direct_p99_ms_100", f"{d100['p99_ms']:.2f}")
-    line("gateway_rps_100", f"{g100['rps']:.0f}")
-    line("gateway_p50_ms_100", f"{g100['p50_ms']:.2f}")
-    line("gateway_p99_ms_100", f"{g100['p99_ms']:.2f}")
-    line("gateway_direct_ratio", f"{g100['rps'] / d100['rps']:.3f}")
-    line("direct_p50_ms_1", f"{d1['p50_ms']:.3f}")
-    line("gateway_p50_ms_1", f"{g1['p50_ms']:.3f}")
-    line("gateway_added_ms_1", f"{g1['p50_ms'] - d1['p50_ms']:.3f}")
-    line("gateway_rps_1", f"{g1['rps']:.0f}")
-    line("lookup_rps_100", f"{l100['rps']:.0f}")
-    line("lookup_p50_ms_100", f"{l100['p50_ms']:.2f}")
-    line("lookup_p99_ms_100", f"{l100['p99_ms']:.2f}")
-    line("lookup_p50_ms_1", f"{l1['p50_ms']:.3f}")
-    line("errors", sum(r["errors"] for r in results.values()))
-    line("prepared_requests_ran_out", any(r["exhausted"] for r in results.values()))
+    line("gateway_counters", counters)
+    r = results.get
+    for name, label in (("direct_100", "direct"), ("gateway_100", "gateway"), ("lookup_100", "lookup")):
+        if name in results:
+            line(f"{label}_rps_100", f"{results[name]['rps']:.0f}")
+            line(f"{label}_p50_ms_100", f"{results[name]['p50_ms']:.2f}")
+            line(f"{label}_p99_ms_100", f"{results[name]['p99_ms']:.2f}")
+            line(f"{label}_cpu_us_per_call_100", f"{results[name]['cpu_us']:.0f}")
+    if (d100 := r("direct_100")) and (g100 := r("gateway_100")):
+        line("gateway_direct_ratio", f"{g100['rps'] / d100['rps']:.3f}")
+    for name, label in (("direct_1", "direct"), ("gateway_1", "gateway"), ("lookup_1", "lookup")):
+        if name in results:
+            line(f"{label}_p50_ms_1", f"{results[name]['p50_ms']:.3f}")
+    if (d1 := r("direct_1")) and (g1 := r("gateway_1")):
+        line("gateway_added_ms_1", f"{g1['p50_ms'] - d1['p50_ms']:.3f}")
+        line("gateway_rps_1", f"{g1['rps']:.0f}")
+    line("errors", sum(x["errors"] for x in results.values()))
+    line("prepared_requests_ran_out", any(x["exhausted"] for x in results.values()))
     return 0
 
 

@@ -281,6 +281,8 @@ class GatewayProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--http",  # as ``zhengshu gateway`` runs it
+                "zhengshu.gateway.server:GatewayHttpProtocol",
             ],
             env={**os.environ, **env},
         )

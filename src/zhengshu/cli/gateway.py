@@ -75,6 +75,7 @@ def gateway(
         port=port,
         workers=workers,
         proxy_headers=True,
+        http="zhengshu.gateway.server:GatewayHttpProtocol",  # each answer leaves in one write
         log_level="warning",
         access_log=False,
     )

@@ -2,11 +2,11 @@
 
 Per call: signature (HMAC-SM3 over the canonical request, clock skew, nonce replay), the app's credential
 and status, the service, the consumer organization's authorization in force today (only authorized items,
-masked by the authorization's rules), rate limits and daily quotas, then the upstream (pooled aiohttp with a
-timeout and a circuit breaker) or the generated query over the mounted table; every call is logged in
-batches. Nothing here touches the ORM per request: the process serves from a :mod:`snapshot` that is
-reloaded when the generation counter moves (polled every ``ZHENGSHU_GATEWAY_REFRESH_MS``, and at once after a
-change made in this process).
+masked by the authorization's rules), rate limits and daily quotas, then the upstream (the pooled keep-alive
+client of :mod:`upstream`, with a timeout and a circuit breaker) or the generated query over the mounted
+table; every call is logged in batches. Nothing here touches the ORM per request: the process serves from a
+:mod:`snapshot` that is reloaded when the generation counter moves (polled every
+``ZHENGSHU_GATEWAY_REFRESH_MS``, and at once after a change made in this process).
 
 ``mount(app, settings)`` mounts it into the main app (``zhengshu serve``); :func:`create_standalone_app` is
 the entry point of ``zhengshu gateway`` (one app per worker process).
@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
-from yarl import URL
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import Database, utcnow
@@ -37,8 +38,9 @@ from zhengshu.gateway.breaker import CircuitBreaker
 from zhengshu.gateway.calllog import CallLogWriter
 from zhengshu.gateway.snapshot import Credential, Item, Service, Snapshot, Version, load_from, read_generation
 from zhengshu.gateway.tables import SourceUnavailable, TableSource, build_select, open_source
+from zhengshu.gateway.upstream import UpstreamError, UpstreamPool
 from zhengshu.lake.connectors import SourceConfig
-from zhengshu.security.crypto import derive_key, hmac_sm3
+from zhengshu.security.crypto import derive_key
 from zhengshu.web.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class Counters:
         else:
             self._sync = _LocalWindows()
             self._async = None
+        self.local: _LocalWindows | None = self._sync  # set when counters live in this process
 
     def item(self, per: str, amount: int) -> Any:
         key = (per, amount)
@@ -116,9 +119,13 @@ class Counters:
 
     async def fresh_nonce(self, access_key: str, nonce: str, ttl_s: int) -> bool:
         """True the first time (access key, nonce) is seen within ``ttl_s``."""
-        key = f"{access_key}:{nonce}"
         if self.redis is not None:
-            return bool(await self.redis.set(f"{self.prefix}:nonce:{key}", b"1", nx=True, ex=ttl_s))
+            return bool(await self.redis.set(f"{self.prefix}:nonce:{access_key}:{nonce}", b"1", nx=True, ex=ttl_s))
+        return self.fresh_nonce_local(access_key, nonce, ttl_s)
+
+    def fresh_nonce_local(self, access_key: str, nonce: str, ttl_s: int) -> bool:
+        """:meth:`fresh_nonce` in process memory (no coroutine: the hot path calls it when there is no Redis)."""
+        key = f"{access_key}:{nonce}"
         now = time.monotonic()
         if now > self._nonce_sweep:
             self._nonces = {k: v for k, v in self._nonces.items() if v > now}
@@ -150,15 +157,18 @@ class _LocalWindows:
         return int((now + (8 * 3600 if period >= 86400 else 0)) // period)
 
     def hit(self, item: Any, *ids: str) -> bool:
+        return self.take(int(item.get_expiry()), item.amount, *ids)
+
+    def take(self, period: int, amount: int, *ids: str) -> bool:
+        """One hit in the current ``period``-second window of ``ids``; whether the count stays within ``amount``."""
         now = time.time()
-        period = int(item.get_expiry())
         key = (period, self._window(period, now), *ids)
         count = self.counts.get(key, 0) + 1
         self.counts[key] = count
         if now >= self.next_sweep:
             self.next_sweep = now + 1.0
             self.counts = {k: v for k, v in self.counts.items() if k[1] >= self._window(k[0], now)}
-        return count <= item.amount
+        return count <= amount
 
 
 # ---- the app ------------------------------------------------------------------------------------------------
@@ -183,12 +193,12 @@ class Gateway:
         self.calls = CallLogWriter(database, flush_ms=settings.gateway_log_flush_ms, batch=settings.gateway_log_batch)
         self.breakers: dict[tuple[str, int], CircuitBreaker] = {}
         self.sources: dict[str, tuple[SourceConfig, TableSource]] = {}
-        self.http: Any = None
-        self._timeouts: dict[float, Any] = {}
+        self.http: UpstreamPool | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._reload_lock: asyncio.Lock | None = None
+        self._macs: dict[bytes, crypto_hmac.HMAC] = {}
         self._log_key = derive_key(settings.resolved_secret_key(), "gateway-call-log", 32)
         self._today: tuple[float, date] = (0.0, local_today())
         self.max_body = settings.gateway_max_request_kb * 1024
@@ -215,12 +225,7 @@ class Gateway:
         async with self._start_lock:
             if self._started:
                 return
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self.settings.gateway_upstream_connections, ttl_dns_cache=300
-            )
-            self.http = aiohttp.ClientSession(connector=connector, auto_decompress=True, raise_for_status=False)
+            self.http = UpstreamPool(limit_per_host=self.settings.gateway_upstream_connections)
             await self.reload()
             if self.standalone:
                 _tune_gc()
@@ -284,6 +289,18 @@ class Gateway:
                 raise
             except Exception:  # keep serving the last snapshot; try again next tick
                 log.exception("gateway refresh failed")
+
+    def _mac_hex(self, key: bytes, message: bytes) -> str:
+        """Hex HMAC-SM3 of ``message``, starting from a keyed state made once per key (copying it costs about
+        half of keying a new one)."""
+        base = self._macs.get(key)
+        if base is None:
+            if len(self._macs) > 10_000:
+                self._macs.clear()
+            base = self._macs[key] = crypto_hmac.HMAC(key, hashes.SM3())
+        mac = base.copy()
+        mac.update(message)
+        return mac.finalize().hex()
 
     def today(self) -> date:
         now = time.monotonic()
@@ -453,17 +470,22 @@ class Gateway:
             nonce=nonce_text,
             access_key=ak,
         )
-        expected = hmac_sm3(cred.secret, message).hex()
+        expected = self._mac_hex(cred.secret, message)
         if not _equal(expected, sig.decode("latin-1").lower()):
             raise CallError(401, "gateway.bad_signature", "签名无效", "签名与请求内容不符：请按规范重新计算签名")
         # the nonce is spent only by a correctly signed request, so nobody can burn another caller's nonces
-        if not await self.counters.fresh_nonce(ak, nonce_text, 2 * self.skew):
+        counters = self.counters
+        if not (
+            counters.fresh_nonce_local(ak, nonce_text, 2 * self.skew)
+            if counters.redis is None
+            else await counters.fresh_nonce(ak, nonce_text, 2 * self.skew)
+        ):
             raise CallError(
                 401, "gateway.replayed_nonce", "重复的请求", "该随机串已使用过（疑似重放），请用新的随机串重新签名"
             )
-        call.params_hash = hmac_sm3(
+        call.params_hash = self._mac_hex(
             self._log_key, f"{call.method} {signed_path}?{signing.canonical_query(query)} {body_hex}".encode()
-        ).hex()
+        )
         if not cred.app_active:
             raise CallError(403, "gateway.app_disabled", "应用已停用", "该应用已被停用，请联系本部门数据专员")
 
@@ -501,33 +523,52 @@ class Gateway:
                 "本部门没有该目录有效的共享授权（可能未申请、已暂停、已撤销或已到期）",
             )
         params = _parse_query(query)
-        wanted = _wanted_fields(params.pop("fields", None))
-        out = _output_items(version, allowed, wanted)
+        fields = params.pop("fields", None)
+        # the output items (and the proxy's field plan) depend only on the version, the authorization's
+        # allowed items (one dict per snapshot, organization, entry and day) and the fields asked for
+        cache_key = (id(allowed), fields)
+        cached = version.out_cache.get(cache_key)
+        if cached is None or cached[0] is not allowed:
+            out = _output_items(version, allowed, _wanted_fields(fields))
+            if len(version.out_cache) > 512:
+                version.out_cache.clear()
+            cached = (allowed, out, _proxy_plan(version, out) if svc.kind == "proxy" else None)
+            version.out_cache[cache_key] = cached
+        out = cached[1]
 
-        await self._limits(cred, svc)
+        local = self.counters.local
+        if local is not None:  # counters in process memory: no coroutine needed
+            self._limits_local(local, cred, svc)
+        else:
+            await self._limits(cred, svc)
         if svc.kind == "proxy":
-            return await self._proxy(svc, version, out, segments[1:], params, body, headers, call)
+            return await self._proxy(svc, version, cached[2], segments[1:], params, body, headers, call)
         return await self._table(svc, version, out, segments[1:], params, call)
+
+    def _limits_local(self, local: _LocalWindows, cred: Credential, svc: Service) -> None:
+        """:meth:`_limits` on counters in process memory (the same checks, in the same order)."""
+        s = self.settings
+        rate = svc.app_rate_per_s or cred.rate_per_s or s.gateway_rate_per_s
+        if rate and not local.take(1, rate, "app", cred.app_id, svc.id):
+            raise _refusal("rate", rate)
+        quota = svc.app_daily_quota or cred.daily_quota or s.gateway_daily_quota
+        if quota and not local.take(86400, quota, "quota", cred.app_id, svc.id):
+            raise _refusal("quota", quota)
+        total = svc.rate_per_s or s.gateway_service_rate_per_s
+        if total and not local.take(1, total, "svc", svc.id):
+            raise _refusal("service", total)
 
     async def _limits(self, cred: Credential, svc: Service) -> None:
         s = self.settings
         rate = svc.app_rate_per_s or cred.rate_per_s or s.gateway_rate_per_s
         if rate and not await self.counters.hit("s", rate, "app", cred.app_id, svc.id):
-            raise CallError(
-                429, "gateway.rate_limited", "调用过于频繁", f"每秒最多调用 {rate} 次，请稍后重试", retry_after=1
-            )
+            raise _refusal("rate", rate)
         quota = svc.app_daily_quota or cred.daily_quota or s.gateway_daily_quota
         if quota and not await self.counters.hit("d", quota, "quota", cred.app_id, svc.id):
-            raise CallError(429, "gateway.quota_exceeded", "今日调用次数已用完", f"每日最多调用 {quota} 次")
+            raise _refusal("quota", quota)
         total = svc.rate_per_s or s.gateway_service_rate_per_s
         if total and not await self.counters.hit("s", total, "svc", svc.id):
-            raise CallError(
-                429,
-                "gateway.rate_limited",
-                "接口服务繁忙",
-                f"该服务每秒最多受理 {total} 次调用，请稍后重试",
-                retry_after=1,
-            )
+            raise _refusal("service", total)
 
     # -- proxied upstream --
 
@@ -539,28 +580,17 @@ class Gateway:
             self.breakers[key] = breaker
         return breaker
 
-    def _timeout(self, seconds: float) -> Any:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            import aiohttp
-
-            timeout = aiohttp.ClientTimeout(total=seconds)
-            self._timeouts[seconds] = timeout
-        return timeout
-
     async def _proxy(
         self,
         svc: Service,
         version: Version,
-        out: list[tuple[Item, Callable[[Any], Any]]],
+        plan: list[tuple[str, str, Callable[[Any], Any]]],
         rest: list[str],
         params: dict[str, str],
         body: bytes,
         headers: dict[bytes, bytes],
         call: _CallRecord,
     ) -> tuple[Any, int]:
-        import aiohttp
-
         cfg = version.config
         url = cfg["upstream_url"]
         path_params = [p for p in cfg["params"] if p["location"] == "path"]
@@ -594,30 +624,24 @@ class Gateway:
         if cfg["method"] == "POST":
             send_headers["Content-Type"] = (headers.get(b"content-type") or b"application/json").decode("latin-1")
         up_start = time.perf_counter()
+        assert self.http is not None
         try:
-            async with self.http.request(
+            status, raw = await self.http.request(
                 cfg["method"],
-                URL(url, encoded=True),  # already encoded above: spare yarl the parsing
-                data=body if cfg["method"] == "POST" else None,
+                url,  # path and query values were percent-encoded above
                 headers=send_headers,
-                timeout=self._timeout(float(cfg.get("timeout_s") or 5.0)),
-            ) as resp:
-                status = resp.status
-                length = resp.content_length
-                if length is not None and length > self.max_response:
-                    raw = None
-                else:
-                    raw = await _read_capped(resp, self.max_response)
+                body=body if cfg["method"] == "POST" else None,
+                timeout=float(cfg.get("timeout_s") or 5.0),
+                max_body=self.max_response,
+            )
         except TimeoutError:
             breaker.failure()
             call.upstream_ms = (time.perf_counter() - up_start) * 1000
             raise CallError(504, "gateway.upstream_timeout", "上游接口超时", "上游接口未在规定时间内响应") from None
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             breaker.failure()
             call.upstream_ms = (time.perf_counter() - up_start) * 1000
-            raise CallError(
-                502, "gateway.upstream_error", "上游接口不可用", f"无法连接上游接口（{type(exc).__name__}）"
-            ) from None
+            raise CallError(502, "gateway.upstream_error", "上游接口不可用", f"无法连接上游接口（{exc}）") from None
         call.upstream_ms = (time.perf_counter() - up_start) * 1000
         if status >= 500:
             breaker.failure()
@@ -642,8 +666,6 @@ class Gateway:
         for part in cfg["result_path"].split(".") if cfg["result_path"] else ():
             data = data.get(part) if isinstance(data, dict) else None
         records = data if isinstance(data, list) else ([data] if isinstance(data, dict) else [])
-        by_item = {item.key: up for up, item in version.fields}
-        plan = [(item.field, by_item[item.key], fn) for item, fn in out if item.key in by_item]
         items = [{f: fn(r.get(up)) for f, up, fn in plan} for r in records if isinstance(r, dict)]
         return {"items": items, "request_id": call.request_id}, len(items)
 
@@ -889,6 +911,31 @@ def _output_items(
     return out
 
 
+def _refusal(limit: str, amount: int) -> CallError:
+    """The 429 of a rate limit (per app and service, or per service) or of the daily quota."""
+    if limit == "quota":
+        return CallError(429, "gateway.quota_exceeded", "今日调用次数已用完", f"每日最多调用 {amount} 次")
+    if limit == "service":
+        return CallError(
+            429,
+            "gateway.rate_limited",
+            "接口服务繁忙",
+            f"该服务每秒最多受理 {amount} 次调用，请稍后重试",
+            retry_after=1,
+        )
+    return CallError(
+        429, "gateway.rate_limited", "调用过于频繁", f"每秒最多调用 {amount} 次，请稍后重试", retry_after=1
+    )
+
+
+def _proxy_plan(
+    version: Version, out: list[tuple[Item, Callable[[Any], Any]]]
+) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """(output field, upstream field, masking function) for each item the caller receives."""
+    by_item = {item.key: up for up, item in version.fields}
+    return [(item.field, by_item[item.key], fn) for item, fn in out if item.key in by_item]
+
+
 def _plain(value: Any) -> Any:
     """Database values as JSON values (Decimal, dates and bytes are not JSON)."""
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -920,19 +967,6 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-
-async def _read_capped(resp: Any, limit: int) -> bytes | None:
-    if resp.content_length is not None:
-        return bytes(await resp.read())
-    chunks = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _send_json(send: Send, status: int, payload: Any, request_id: str) -> None:

@@ -38,17 +38,18 @@ TABLE_SOURCE_KINDS = ("postgresql", "mysql", "sqlite", "duckdb")
 
 # Gateways running in this process register a callback here: they reload right after a change commits.
 local_listeners: list[Callable[[], None]] = []
-_HOOKED = "zhengshu.gateway.generation_hooked"
+_PENDING = "zhengshu.gateway.generation_pending"
+_LISTENING = "zhengshu.gateway.generation_listening"
 
 
 def _notify_local(session: Session) -> None:
-    session.info.pop(_HOOKED, None)  # the next transaction of this session hooks again
     for listener in list(local_listeners):
         listener()
 
 
-def bump_generation(session: Session) -> None:
-    """Mark what the gateway serves as changed (in this transaction)."""
+def _write_bump(session: Session) -> None:
+    if session.info.pop(_PENDING, None) is not session.get_transaction():
+        return  # no bump asked, or asked in a transaction that was rolled back
     changed = session.execute(
         update(GatewayGeneration)
         .where(GatewayGeneration.id == 1)
@@ -57,10 +58,21 @@ def bump_generation(session: Session) -> None:
     if not changed.rowcount:  # type: ignore[attr-defined]
         session.add(GatewayGeneration(id=1, value=1, changed_at=utcnow()))
         session.flush()
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        event.listen(session, "after_commit", _notify_local, once=True)
-        event.listen(session, "after_soft_rollback", lambda s, _t: s.info.pop(_HOOKED, None), once=True)
+    event.listen(session, "after_commit", _notify_local, once=True)
+
+
+def bump_generation(session: Session) -> None:
+    """Mark what the gateway serves as changed, when this transaction commits.
+
+    The counter is one row for the whole platform, so it is written just before the commit: its lock is held
+    for the commit only, not while the rest of the transaction runs (and waits, say, for the audit chain's
+    head). Under load, granting authorizations queued on this row when it was updated at the grant."""
+    session.connection()  # begins the transaction the bump belongs to, if nothing else has
+    # tied to this transaction: a rolled-back one drops it, a rolled-back savepoint keeps it (harmless)
+    session.info[_PENDING] = session.get_transaction()
+    if not session.info.get(_LISTENING):
+        session.info[_LISTENING] = True
+        event.listen(session, "before_commit", _write_bump)
 
 
 def current_generation(session: Session) -> int:

@@ -58,6 +58,9 @@ class Version:
     key_items: list[Item] = field(default_factory=list)
     filter_items: dict[str, Item] = field(default_factory=dict)  # accepted query name → item
     sql_cache: dict[Any, str] = field(default_factory=dict)
+    # per (authorization's allowed items, requested fields): the output items with their maskers, and for a
+    # proxy the (output field, upstream field, masker) plan; filled by the gateway on first use
+    out_cache: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
