@@ -117,6 +117,18 @@ def test_resume_predicates() -> None:
     assert '"gxsj"' in inc.sql().split("FROM")[0]  # the cursor is read even when it is not an authorized item
 
 
+def test_range_reads_of_changes_end_at_an_inclusive_position() -> None:
+    reader = SourceReader(spec("incremental"))
+    upto = (dt.datetime(2026, 11, 1, 9, 0), [42])
+    sql = reader.sql(after_key=[7], after_cursor=dt.datetime(2026, 11, 1, 8, 0), upto=upto, ordered=False)
+    # a part of a batch: after the previous part's end, up to and including its own end, in any order
+    assert sql.endswith(
+        "(`gxsj` > TIMESTAMP '2026-11-01 08:00:00' OR `id` > 7) AND `gxsj` <= TIMESTAMP '2026-11-01 09:00:00' "
+        "AND (`gxsj` < TIMESTAMP '2026-11-01 09:00:00' OR `id` <= 42)"
+    )
+    assert reader.sql(columns=["gxsj", "id"]).startswith("SELECT `gxsj`, `id` FROM `ry` WHERE `gxsj` IS NOT NULL")
+
+
 def test_working_day_schedules_skip_the_national_day_holiday() -> None:
     after = dt.datetime(2026, 9, 30, 12, 0, tzinfo=dt.UTC)  # 20:00 in Beijing, the eve of the holiday
     every_day = schedule.next_run_after("0 2 * * *", after)

@@ -5,7 +5,8 @@ Modes
   holding the last key; the shadow replaces the target at the end (rows deleted at the source disappear). A
   run killed at any point is resumed by the next one from the last committed key.
 - ``incremental``: rows whose cursor (update time or increasing id) is past the checkpoint, in (cursor, key)
-  order so rows sharing a cursor value are neither lost nor repeated; upserted by key.
+  order so rows sharing a cursor value are neither lost nor repeated; upserted by key. A batch may arrive in
+  parts read in parallel (see ``readers``); its parts are written in one transaction with its checkpoint.
 - ``cdc`` (change detection): the whole authorized source is compared with the target by key and row hash;
   inserts and updates are upserted and deletes applied. Comparing with the target itself makes a re-run after
   a crash converge: nothing is counted twice.
@@ -58,21 +59,20 @@ OnBatch = Callable[[RunResult, list[Quarantined]], None]
 _DONE = object()
 
 
-def _prefetch(
-    batches: Iterator[pa.RecordBatch], spec: SyncSpec, depth: int = 2
-) -> Iterator[tuple[pa.RecordBatch, Prepared]]:
-    """Read and prepare the next batches in a thread while the caller writes the current one: the drivers
-    release the GIL, so reading (ConnectorX), converting (Arrow) and writing (ADBC COPY) overlap. Batches
-    still commit strictly in order, one checkpoint each."""
+def _prefetch(items: Iterator[Any], spec: SyncSpec, depth: int = 2) -> Iterator[tuple[Any, Prepared]]:
+    """Read and prepare the next batches (or parts: anything with a ``table``) in a thread while the caller
+    writes the current one: the drivers release the GIL, so reading (ConnectorX), converting (Arrow) and
+    writing (ADBC COPY) overlap. Batches still commit strictly in order, one checkpoint each."""
     pipe: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in batches:
+            for item in items:
                 if stop.is_set():
                     return
-                pipe.put((batch, prepare(batch, spec.columns)))
+                rows = item if isinstance(item, (pa.RecordBatch, pa.Table)) else item.table
+                pipe.put((item, prepare(rows, spec.columns)))
             pipe.put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it in the run's thread
             pipe.put(exc)
@@ -112,17 +112,20 @@ class _Run:
     ) -> Checkpoint:
         return Checkpoint(self.spec.job_id, self.spec.run_id, self.spec.mode, phase, seq, cursor, key, rows)
 
-    def after_batch(self, prepared: Prepared, read: int, written: int, deleted: int = 0) -> None:
+    def after_batch(self, prepared: Prepared | list[Prepared], read: int, written: int, deleted: int = 0) -> None:
+        """Count a committed batch (given whole, or as the parts it was written in)."""
+        parts = prepared if isinstance(prepared, list) else [prepared]
+        quarantined = [q for p in parts for q in p.quarantined]
         r = self.result
         r.rows_read += read
         r.rows_written += written
         r.rows_deleted += deleted
-        r.rows_quarantined += len(prepared.bad_keys)
-        r.bytes += prepared.table.nbytes
+        r.rows_quarantined += sum(len(p.bad_keys) for p in parts)
+        r.bytes += sum(p.table.nbytes for p in parts)
         r.batches += 1
-        r.quarantined.extend(prepared.quarantined)
+        r.quarantined.extend(quarantined)
         if self.on_batch is not None:
-            self.on_batch(r, prepared.quarantined)
+            self.on_batch(r, quarantined)
         if self.spec.pause_s:
             time.sleep(self.spec.pause_s)
 
@@ -164,19 +167,27 @@ class _Run:
             self.result.resumed_from = cp.run_id
             self.result.cursor = cp.cursor
         seq = cp.batch_seq if cp is not None and cp.mode == "incremental" else 0
-        for batch, prepared in _prefetch(
-            self.reader.batches(after_key=after_key, after_cursor=after_cursor), self.spec
-        ):
+        # a batch may arrive in parts (parallel range reads): the parts before its last are written inside the
+        # batch's transaction, so writing overlaps reading; the last part commits them with the checkpoint
+        in_parts = hasattr(writer, "upsert_part")
+        parts: list[Prepared] = []
+        read = 0
+        for part, prepared in _prefetch(self.reader.changes(after_key=after_key, after_cursor=after_cursor), self.spec):
+            parts.append(prepared)
+            read += part.table.num_rows
+            if part.end is None:
+                if in_parts:
+                    writer.upsert_part(prepared.table, self.keys)
+                continue
             seq += 1
-            cursor_value = batch.column(batch.schema.get_field_index(self.spec.cursor))[-1].as_py()
-            cursor = encode_value(cursor_value)
-            key = encode_key(_last_key(batch, self.spec))
-            cp_now = self.checkpoint(
-                "done", seq, self.result.rows_written + prepared.table.num_rows, cursor=cursor, key=key
-            )
-            writer.upsert(prepared.table, self.keys, cp_now)
+            cursor, key = encode_value(part.end[0]), encode_key(part.end[1])
+            written = sum(p.table.num_rows for p in parts)
+            cp_now = self.checkpoint("done", seq, self.result.rows_written + written, cursor=cursor, key=key)
+            table = prepared.table if in_parts else pa.concat_tables([p.table for p in parts])
+            writer.upsert(table, self.keys, cp_now)
             self.result.cursor = cursor
-            self.after_batch(prepared, batch.num_rows, prepared.table.num_rows)
+            self.after_batch(parts, read, written)
+            parts, read = [], 0
 
     def cdc(self, writer: Any, cp: Checkpoint | None) -> None:
         import duckdb

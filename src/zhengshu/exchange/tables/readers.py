@@ -4,11 +4,20 @@ PostgreSQL and MySQL/MariaDB are read with ConnectorX (Arrow straight from the w
 session read-only); SQLite, DuckDB and files are read through the lake's read-only connectors and ordered
 by an in-memory DuckDB. Both paths run the same SQL: the authorized columns (plus the cursor), a resume
 predicate built from checkpointed values, and an ORDER BY that makes batches deterministic.
+
+Incremental runs on a server source with an index on the cursor read the changed rows in parallel: the
+(cursor, key) positions of the changes come first from the index alone (one ordered query), then the rows of
+consecutive position ranges are fetched on several connections at once. Changed rows are usually spread over
+the whole table, so each one costs a random page read at the source; those reads wait on the disk, not on a
+CPU, and overlap well. Every range ends at a known position, which is what the run checkpoints.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +39,21 @@ READ_ONLY = {
     "postgresql": ["SET default_transaction_read_only = on"],
     "mysql": ["SET SESSION TRANSACTION READ ONLY"],
 }
+PARALLEL_READS = 8  # connections fetching changed rows at once (incremental runs on server sources)
+PART_ROWS = 5_000  # rows per parallel range at most
+RANGE_SHARE = 0.1  # changes beyond this share of the table are read with one query (random reads would lose)
+MIN_PART_ROWS = 500  # and at least (when the batch has that many): each range costs a connection and a statement
+
+Position = tuple[Any, list[Any]]  # (cursor value, key values) of a row, in the source's order
+
+
+@dataclass
+class Part:
+    """Source rows of one batch, or of a piece of it; ``end`` is set on a batch's last piece: the position the
+    batch is checkpointed at (every changed row up to it has been read)."""
+
+    table: pa.Table | pa.RecordBatch
+    end: Position | None
 
 
 def connectorx_url(config: SourceConfig) -> str:
@@ -75,13 +99,24 @@ class SourceReader:
             schema = schema or "public"
         return f"{self.q(schema)}.{self.q(ref.name)}" if schema else self.q(ref.name)
 
-    def _key_after(self, keys: list[str], values: list[Any]) -> str:
+    def _key_after(self, keys: list[str], values: list[Any], op: str = ">") -> str:
         lits = [sql_literal(self.dialect, v) for v in values]
         if len(keys) == 1:
-            return f"{self.q(keys[0])} > {lits[0]}"
-        return f"({', '.join(self.q(k) for k in keys)}) > ({', '.join(lits)})"
+            return f"{self.q(keys[0])} {op} {lits[0]}"
+        return f"({', '.join(self.q(k) for k in keys)}) {op} ({', '.join(lits)})"
 
-    def sql(self, *, after_key: list[Any] | None = None, after_cursor: Any = None, count: bool = False) -> str:
+    def sql(
+        self,
+        *,
+        after_key: list[Any] | None = None,
+        after_cursor: Any = None,
+        count: bool = False,
+        upto: Position | None = None,
+        columns: list[str] | None = None,
+        ordered: bool = True,
+    ) -> str:
+        """The run's query; ``upto`` (incremental) ends it at a position, inclusive; ``columns`` replaces the
+        read columns; ``ordered`` False leaves the order to the server (a range read whose end is known)."""
         keys = [c.source for c in self.spec.key_columns]
         where: list[str] = []
         order = [self.q(k) for k in keys]
@@ -93,14 +128,18 @@ class SourceReader:
                 tie = self._key_after(keys, after_key) if after_key is not None else "FALSE"
                 # the sargable ">=" lets an index on the cursor serve; ties on the cursor continue by key
                 where.append(f"{cursor} >= {lit} AND ({cursor} > {lit} OR {tie})")
+            if upto is not None:
+                lit = sql_literal(self.dialect, upto[0])
+                where.append(f"{cursor} <= {lit} AND ({cursor} < {lit} OR {self._key_after(keys, upto[1], '<=')})")
             order = [cursor, *order]
         elif after_key is not None:
             where.append(self._key_after(keys, after_key))
-        select = "SELECT COUNT(*) AS n" if count else "SELECT " + ", ".join(self.q(c) for c in self.read_columns)
+        names = columns if columns is not None else self.read_columns
+        select = "SELECT COUNT(*) AS n" if count else "SELECT " + ", ".join(self.q(c) for c in names)
         sql = f"{select} FROM {self._from()}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        if not count:
+        if not count and ordered:
             sql += " ORDER BY " + ", ".join(order)
         return sql
 
@@ -175,6 +214,113 @@ class SourceReader:
             raise
         except Exception as exc:
             raise self._failed(exc) from None
+
+    # -- incremental runs
+
+    def changes(self, *, after_key: list[Any] | None = None, after_cursor: Any = None) -> Iterator[Part]:
+        """The rows changed after a position, as parts of batches of ``batch_size`` rows in (cursor, key)
+        order; each batch's last part carries the position it ends at."""
+        if self._use_ranges(after_key, after_cursor):
+            yield from self._parallel_changes(after_key, after_cursor)
+            return
+        for batch in self.batches(after_key=after_key, after_cursor=after_cursor):
+            yield Part(batch, self._position(batch, batch.num_rows - 1))
+
+    def _use_ranges(self, after_key: list[Any] | None, after_cursor: Any) -> bool:
+        """Parallel range reads need an index on the cursor, and pay off while the changes are a small share of
+        the table: a large backlog is read faster by one query the server may answer with a scan."""
+        if not self.server or not self._cursor_indexed():
+            return False
+        total = self.estimate()
+        if total is None:  # no statistics: the index is there, and most runs carry few changes
+            return True
+        changes = self.count(after_key=after_key, after_cursor=after_cursor) or 0
+        return changes <= total * RANGE_SHARE
+
+    def _position(self, table: pa.Table | pa.RecordBatch, row: int) -> Position:
+        assert self.spec.cursor
+        names = table.schema.names
+        cursor = table.column(names.index(self.spec.cursor))[row].as_py()
+        return cursor, [table.column(names.index(c.source))[row].as_py() for c in self.spec.key_columns]
+
+    def _cursor_indexed(self) -> bool:
+        """Whether an index starts with the cursor column: range reads without one would each scan the table."""
+        ref, cursor = self.spec.source_table, self.spec.cursor
+        if not cursor:
+            return False
+        if self.spec.source.kind == "postgresql":
+            schema = ref.schema or self.spec.source.options.get("schema") or "public"
+            nsp, rel, col = (sql_literal("postgresql", v) for v in (schema, ref.name, cursor))
+            sql = (
+                "SELECT COUNT(*) AS n FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                "JOIN pg_namespace s ON s.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
+                f"WHERE s.nspname = {nsp} AND c.relname = {rel} AND a.attname = {col}"
+            )
+        else:
+            schema = ref.schema or self.spec.source.options.get("schema") or self.spec.source.database or ""
+            nsp, rel, col = (sql_literal("mysql", v) for v in (schema, ref.name, cursor))
+            sql = (
+                "SELECT COUNT(*) AS n FROM information_schema.STATISTICS "
+                f"WHERE TABLE_SCHEMA = {nsp} AND TABLE_NAME = {rel} AND COLUMN_NAME = {col} AND SEQ_IN_INDEX = 1"
+            )
+        import connectorx as cx
+
+        try:
+            table = cx.read_sql(connectorx_url(self.spec.source), sql, return_type="arrow")
+        except Exception:  # no answer: the plain ordered read works everywhere
+            return False
+        return table.num_rows > 0 and bool(table.column(0)[0].as_py())
+
+    def _parallel_changes(self, after_key: list[Any] | None, after_cursor: Any) -> Iterator[Part]:
+        import connectorx as cx
+
+        assert self.spec.cursor
+        url = connectorx_url(self.spec.source)
+        setup = READ_ONLY[self.spec.source.kind]
+        # the cursor may itself be the key (an increasing id): each column once
+        positions = list(dict.fromkeys([self.spec.cursor, *(c.source for c in self.spec.key_columns)]))
+
+        def fetch(sql: str) -> pa.Table:
+            result: pa.Table = cx.read_sql(url, sql, return_type="arrow", pre_execution_query=setup)
+            return result
+
+        def ranges() -> Iterator[tuple[str, Position | None]]:
+            """(query, batch end or None) for each part, from the ordered positions of the changes."""
+            low_cursor, low_key = after_cursor, after_key
+            keys_sql = self.sql(after_key=after_key, after_cursor=after_cursor, columns=positions)
+            stream = cx.read_sql(
+                url, keys_sql, return_type="arrow_stream", batch_size=self.spec.batch_size, pre_execution_query=setup
+            )
+            for batch in _rebatch(stream, self.spec.batch_size):
+                n = batch.num_rows
+                # several ranges per connection, so the first parts arrive (and are written) while the others
+                # are read; even a small batch comes in a few parts
+                size = max(1, min(PART_ROWS, max(MIN_PART_ROWS, -(-n // (4 * PARALLEL_READS))), -(-n // 4)))
+                for start in range(0, n, size):
+                    last = min(start + size, n) - 1
+                    end = self._position(batch, last)
+                    sql = self.sql(after_key=low_key, after_cursor=low_cursor, upto=end, ordered=False)
+                    yield sql, end if last == n - 1 else None
+                    low_cursor, low_key = end
+
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_READS, thread_name_prefix="zhengshu-sync-range")
+        pending: deque[tuple[Future[pa.Table], Position | None]] = deque()
+        try:
+            for sql, end in ranges():
+                pending.append((pool.submit(fetch, sql), end))
+                while len(pending) > 2 * PARALLEL_READS:  # keep the connections busy, the memory bounded
+                    future, done_at = pending.popleft()
+                    yield Part(future.result(), done_at)
+            while pending:
+                future, done_at = pending.popleft()
+                yield Part(future.result(), done_at)
+        except ZhengshuError:
+            raise
+        except Exception as exc:
+            raise self._failed(exc) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _local_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
         import duckdb
