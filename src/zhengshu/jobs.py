@@ -46,6 +46,19 @@ def process_outbox() -> int:
 
 
 # huey reads crontabs in UTC: 17:10 UTC is 01:10 in Beijing.
+
+
+@huey.periodic_task(crontab(minute="5", hour="17"), name="outbox.prune")
+def prune_outbox() -> int:
+    """Delivered domain events older than ``ZHENGSHU_OUTBOX_RETENTION_DAYS`` are deleted (failed ones stay)."""
+    from datetime import timedelta
+
+    from zhengshu.core.events import prune_delivered
+
+    days = get_settings().outbox_retention_days
+    return prune_delivered(_database().session_factory, older_than=timedelta(days=days))
+
+
 @huey.periodic_task(crontab(minute="10", hour="17"), name="catalog.open_due_rechecks")
 def open_due_rechecks() -> int:
     """Daily: open the annual re-check tickets falling due within 30 days."""

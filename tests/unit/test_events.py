@@ -100,3 +100,31 @@ def test_a_consumer_failing_inside_the_transaction_is_rolled_back_to_its_savepoi
         assert events.deliver_in_transaction(s, ids) == ids  # left for a retry
     # the change (the event row) committed; the consumer's own write did not
     assert _names(db) == [("test.write_then_boom", False)]
+
+
+def test_pruning_deletes_only_events_delivered_before_the_retention(db: Database, seen: list[str]) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from zhengshu.core.db import utcnow
+    from zhengshu.core.events import prune_delivered
+
+    with db.session() as s:
+        old = [emit(s, "test.ok", n=f"old{i}").id for i in range(7)]
+        recent = emit(s, "test.ok", n="recent").id
+        failed = emit(s, "test.boom", n="failed").id
+        pending = emit(s, "test.unheard", n="pending").id
+    process_pending(db.session_factory, only=[*old, recent, failed])
+    with db.session() as s:
+        s.execute(update(OutboxEvent).where(OutboxEvent.id.in_(old)).values(processed_at=utcnow() - timedelta(days=20)))
+        s.execute(  # failed for good long ago: never delivered, kept for the operator
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_([failed, pending]))
+            .values(processed_at=None, created_at=utcnow() - timedelta(days=20))
+        )
+    assert prune_delivered(db.session_factory, older_than=timedelta(days=14), batch=3) == 7  # three batches
+    with db.session() as s:
+        left = set(s.scalars(select(OutboxEvent.id)))
+    assert left == {recent, failed, pending}
+    assert prune_delivered(db.session_factory, older_than=timedelta(days=14)) == 0

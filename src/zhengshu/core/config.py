@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         default=None, description="在 serve 进程内运行后台任务；默认在未配置 Redis 时开启（演示与单机部署）"
     )
     process_outbox_inline: bool = Field(default=True, description="请求提交后就地处理领域事件（嵌入式默认）")
+    outbox_retention_days: int = Field(
+        default=14, ge=1, le=3650, description="已投递的领域事件在发件箱中保留的天数，之后由每日任务删除"
+    )
     # --- gateway (接口服务) ---
     gateway_mount_path: str = Field(default="/gw", description="接口网关在 serve 进程中的挂载路径（调用地址前缀）")
     gateway_public_url: str = Field(

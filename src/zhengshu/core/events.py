@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, String, select, update
+from sqlalchemy import Index, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from zhengshu.core.db import Base, IdMixin, new_id, utcnow
@@ -182,3 +182,29 @@ def process_pending(session_factory: sessionmaker[Session], *, limit: int = 500,
                     event.last_error = repr(exc)[:2000]
                     session.commit()
     return done
+
+
+def prune_delivered(session_factory: sessionmaker[Session], *, older_than: timedelta, batch: int = 5000) -> int:
+    """Delete events delivered more than ``older_than`` ago; returns how many.
+
+    Delivered events are a work queue, not a record (the audit trail and the tickets' histories are): without
+    pruning the table grows with every change. Deleted in batches, each its own short transaction, so a large
+    backlog never holds a long lock. Events that failed for good (never delivered) stay for the operator."""
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        with session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.processed_at.is_not(None), OutboxEvent.processed_at < cutoff)
+                    .order_by(OutboxEvent.processed_at)
+                    .limit(batch)
+                )
+            )
+            if ids:
+                session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+                session.commit()
+        total += len(ids)
+        if len(ids) < batch:
+            return total
