@@ -220,3 +220,16 @@ def test_a_table_service_needs_a_mounted_table_and_known_items(db: Database, wor
         )
     fields = {e.field for e in exc.value.errors}
     assert fields == {"table.resource_id", "table.key_items"}
+
+
+@pytest.mark.parametrize("url_tail", ["/3601%00", "?sfzh=3601%00", "?cbzt=%E6%AD%A3%00"])
+def test_text_with_a_nul_character_is_a_clear_error_on_postgresql(
+    gw_client: Any, db: Database, world: World, person_entry: str, pg_source: dict[str, Any], url_tail: str
+) -> None:
+    grant(db, world, person_entry, {"身份证号": "none", "参保状态": "none"})
+    table_service(db, world, person_entry, pg_source)
+    creds = consumer_app(db, world)
+    r = get(gw_client, creds, f"http://testserver/gw/cb-lookup{url_tail}")
+    assert r.status_code == 400, r.text  # PostgreSQL cannot take U+0000: refused before the query, not a 502
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "gateway.bad_parameter"

@@ -523,6 +523,9 @@ class Gateway:
                 "本部门没有该目录有效的共享授权（可能未申请、已暂停、已撤销或已到期）",
             )
         params = _parse_query(query)
+        if "%00" in query or any("\x00" in segment for segment in segments):
+            # PostgreSQL and MariaDB sources cannot take U+0000: a clear refusal, not a failed upstream
+            raise CallError(400, "gateway.bad_parameter", "参数无效", "参数不能包含空字符（\\0）")
         fields = params.pop("fields", None)
         # the output items (and the proxy's field plan) depend only on the version, the authorization's
         # allowed items (one dict per snapshot, organization, entry and day) and the fields asked for
