@@ -282,16 +282,24 @@ class _SqlWriter:
             self.rollback()
             raise self._failed(exc) from None
 
+    def secondary_indexes(self, name: str) -> list[str]:
+        """Statements that recreate the indexes the consumer added to table ``name`` (not its primary key)."""
+        return []
+
     def swap(self, keys: list[str], cp: Checkpoint) -> None:
-        """Replace the target by the loaded shadow table and mark the checkpoint done, in one transaction."""
+        """Replace the target by the loaded shadow table and mark the checkpoint done, in one transaction. The
+        consumer's own indexes on the target are built again on the new table (a full run must not drop them)."""
         try:
             if self.shadow_exists():
+                indexes = self.secondary_indexes(self.table)
                 self.execute(f"DROP TABLE IF EXISTS {self.qual(self.table)}")
                 self.execute(f"ALTER TABLE {self.qual(self.shadow)} RENAME TO {self.q(self.table)}")
                 if self.dialect == "postgresql" and keys:
                     self.execute(
                         f"ALTER TABLE {self.qual(self.table)} ADD PRIMARY KEY ({', '.join(self.q(k) for k in keys)})"
                     )
+                for statement in indexes:
+                    self.execute(statement)
             self._write_checkpoint(cp)
             self.commit()
         except Exception as exc:
@@ -330,6 +338,16 @@ class PostgresWriter(_SqlWriter):
         except Exception as exc:
             raise self._failed(exc) from None
         self._staging: set[str] = set()
+
+    def secondary_indexes(self, name: str) -> list[str]:
+        # the definitions name the table by its qualified name, which the shadow takes over by the rename
+        rows = self.execute(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
+            "AND NOT i.indisprimary ORDER BY i.indexrelid",
+            [self.target.schema, name],
+        )
+        return [str(r[0]) for r in rows]
 
     def uri(self) -> str:
         t = self.target
@@ -474,6 +492,20 @@ class MySQLWriter(_SqlWriter):
         finally:
             cur.close()
 
+    def _index_columns(self, name: str) -> dict[str, tuple[bool, str]]:
+        """Secondary indexes of table ``name``: index name -> (unique, column list with prefix lengths)."""
+        rows = self.execute(
+            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME <> 'PRIMARY' "
+            "ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            [self.target.schema, name],
+        )
+        indexes: dict[str, tuple[bool, list[str]]] = {}
+        for index_name, non_unique, column, sub_part in rows:
+            part = self.q(str(column)) + (f"({int(sub_part)})" if sub_part else "")
+            indexes.setdefault(str(index_name), (not int(non_unique), []))[1].append(part)
+        return {n: (unique, ", ".join(cols)) for n, (unique, cols) in indexes.items()}
+
     def swap(self, keys: list[str], cp: Checkpoint) -> None:
         """MySQL commits DDL on its own: mark the swap first, then rename atomically; a resumed run that finds
         the checkpoint in ``swapping`` calls this again and it completes whatever step was left."""
@@ -490,6 +522,15 @@ class MySQLWriter(_SqlWriter):
                     self.execute(
                         f"ALTER TABLE {self.qual(self.shadow)} ADD PRIMARY KEY ({', '.join(map(self.q, keys))})"
                     )
+                # the consumer's own indexes, onto the shadow before it takes the target's place (a resumed
+                # swap finds those already built and skips them)
+                built = set(self._index_columns(self.shadow))
+                for index_name, (unique, columns) in self._index_columns(self.table).items():
+                    if index_name not in built:
+                        kind = "UNIQUE INDEX" if unique else "INDEX"
+                        self.execute(
+                            f"ALTER TABLE {self.qual(self.shadow)} ADD {kind} {self.q(index_name)} ({columns})"
+                        )
                 old = self.table + "__zs_old"
                 self.execute(f"DROP TABLE IF EXISTS {self.qual(old)}")
                 if self.exists(self.table):
@@ -546,6 +587,14 @@ class DuckDBWriter(_SqlWriter):
             return list(result.fetchall())
         except Exception:
             return []
+
+    def secondary_indexes(self, name: str) -> list[str]:
+        rows = self.execute(
+            "SELECT sql FROM duckdb_indexes() WHERE schema_name = ? AND table_name = ? AND NOT is_primary "
+            "AND sql IS NOT NULL",
+            [self.target.schema, name],
+        )
+        return [str(r[0]) for r in rows]
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")

@@ -1,0 +1,119 @@
+"""A full run replaces the target by a freshly loaded table; the indexes the consumer built on its copy must
+survive it (they used to vanish with the old table at every full run)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from sqlalchemy import select
+
+from tests.factories import World
+from tests.sync.helpers import (
+    authorize,
+    by_key_and_hash,
+    create_job,
+    expected_rows,
+    file_target,
+    make_rows,
+    mariadb,
+    mariadb_create,
+    mariadb_rows,
+    mysql_target,
+    pg,
+    pg_create,
+    pg_target,
+    pg_target_rows,
+)
+from zhengshu.core.config import Settings
+from zhengshu.core.db import Database
+from zhengshu.exchange.tables import runner
+from zhengshu.exchange.tables.models import SyncJob
+
+
+def run(db: Database, world: World, settings: Settings, job_id: str) -> None:
+    outcome = runner.run_job(db, actor=world["hrss_officer"], job_id=job_id, settings=settings)
+    assert outcome.status == "succeeded", outcome.error
+
+
+@pytest.mark.postgres
+def test_postgres_target_keeps_the_consumers_indexes(
+    db: Database, world: World, settings: Settings, pg_schema: str
+) -> None:
+    pg_create(pg_schema, "src", make_rows(300))
+    _, _, auth_id, keys = authorize(db, world, kind="postgresql", table="src", schema=pg_schema)
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=pg_target(db, world, pg_schema), keys=keys,
+        mode="full", table="ry",
+    )  # fmt: skip
+    run(db, world, settings, job_id)
+    pg(f'CREATE INDEX ix_ry_xm ON "{pg_schema}".ry (xm)')
+    pg(f'CREATE INDEX ix_ry_lower ON "{pg_schema}".ry (lower(sjhm)) WHERE je > 0')
+    pg(f'DELETE FROM "{pg_schema}".src WHERE id = 5')
+    run(db, world, settings, job_id)
+    indexes = dict(
+        pg("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'ry'", (pg_schema,))
+    )
+    assert {"ix_ry_xm", "ix_ry_lower"} <= set(indexes)
+    assert "lower" in indexes["ix_ry_lower"] and "WHERE" in indexes["ix_ry_lower"]
+    assert any("PRIMARY" in d.upper() or "pkey" in n for n, d in indexes.items())  # the key is there as before
+    source = expected_rows(pg(f'SELECT id, xm, sjhm, je, csrq, gxsj, nbbz FROM "{pg_schema}".src'))
+    assert by_key_and_hash(pg_target_rows(pg_schema, "ry")) == by_key_and_hash(source)
+
+
+@pytest.mark.mariadb
+def test_mariadb_target_keeps_the_consumers_indexes(
+    db: Database, world: World, settings: Settings, my_table: str
+) -> None:
+    mariadb_create(my_table, make_rows(300))
+    _, _, auth_id, keys = authorize(db, world, kind="mysql", table=my_table)
+    table = f"{my_table}_t"
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=mysql_target(db, world), keys=keys, mode="full",
+        table=table,
+    )  # fmt: skip
+    try:
+        run(db, world, settings, job_id)
+        mariadb(f"CREATE INDEX ix_xm ON `{table}` (xm(4), je)")
+        mariadb(f"CREATE UNIQUE INDEX ux_id_xm ON `{table}` (id, xm)")
+        mariadb(f"DELETE FROM `{my_table}` WHERE id = 5")
+        run(db, world, settings, job_id)
+        rows = mariadb(
+            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (table,),
+        )
+        shape = [(str(n), int(u), str(c), int(p) if p else None) for n, u, c, p in rows]
+        assert ("ix_xm", 1, "xm", 4) in shape and ("ix_xm", 1, "je", None) in shape
+        assert ("ux_id_xm", 0, "id", None) in shape and ("ux_id_xm", 0, "xm", None) in shape
+        assert any(n == "PRIMARY" for n, *_ in shape)
+        assert mariadb(f"SELECT COUNT(*) FROM `{table}`")[0][0] == len(mariadb_rows(my_table)) == 299
+    finally:
+        mariadb(f"DROP TABLE IF EXISTS `{table}`")
+
+
+@pytest.mark.postgres
+def test_duckdb_target_keeps_the_consumers_indexes(
+    db: Database, world: World, settings: Settings, pg_schema: str
+) -> None:
+    pg_create(pg_schema, "src", make_rows(200))
+    _, _, auth_id, keys = authorize(db, world, kind="postgresql", table="src", schema=pg_schema)
+    target_id = file_target(db, world, settings, "duckdb")
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=target_id, keys=keys, mode="full", table="ry"
+    )
+    run(db, world, settings, job_id)
+    with db.session() as s:
+        job = s.scalar(select(SyncJob).where(SyncJob.id == job_id))
+        assert job is not None and job.target.path is not None
+        path = job.target.path
+    con = duckdb.connect(path)
+    con.execute("CREATE INDEX ix_ry_xm ON ry (xm)")
+    con.close()
+    run(db, world, settings, job_id)
+    con = duckdb.connect(path, read_only=True)
+    try:
+        names = [r[0] for r in con.sql("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'ry'").fetchall()]
+        assert "ix_ry_xm" in names
+        assert con.sql("SELECT COUNT(*) FROM ry").fetchall() == [(200,)]
+    finally:
+        con.close()
