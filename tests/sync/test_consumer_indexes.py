@@ -117,3 +117,23 @@ def test_duckdb_target_keeps_the_consumers_indexes(
         assert con.sql("SELECT COUNT(*) FROM ry").fetchall() == [(200,)]
     finally:
         con.close()
+
+
+@pytest.mark.postgres
+def test_a_view_on_the_target_stops_a_full_run_with_the_reason(
+    db: Database, world: World, settings: Settings, pg_schema: str
+) -> None:
+    pg_create(pg_schema, "src", make_rows(50))
+    _, _, auth_id, keys = authorize(db, world, kind="postgresql", table="src", schema=pg_schema)
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=pg_target(db, world, pg_schema), keys=keys,
+        mode="full", table="ry",
+    )  # fmt: skip
+    run(db, world, settings, job_id)
+    pg(f'CREATE VIEW "{pg_schema}".ry_view AS SELECT id, xm FROM "{pg_schema}".ry')
+    pg(f'DELETE FROM "{pg_schema}".src WHERE id = 5')
+    outcome = runner.run_job(db, actor=world["hrss_officer"], job_id=job_id, settings=settings)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "ry_view" in outcome.error
+    # the consumer's table and view are untouched: still the first run's 50 rows
+    assert pg(f'SELECT COUNT(*) FROM "{pg_schema}".ry_view') == [(50,)]
