@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(default=False, description="会话 Cookie 仅经 HTTPS 发送（生产应开启）")
     redis_url: str | None = None
     db_pool_size: int = Field(default=20, description="每个服务进程的数据库连接池大小（PostgreSQL）")
+    max_request_body_mb: int = Field(
+        default=32, ge=1, description="上传文件以外的请求体大小上限（MB）；上传的上限为文件包上限加 16 MB"
+    )
     max_inflight_requests: int = Field(
         default=20, description="每个服务进程同时处理的请求上限；其余请求排队等候，不占用数据库连接"
     )

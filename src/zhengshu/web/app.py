@@ -19,6 +19,7 @@ from zhengshu.core.config import Settings, get_settings
 from zhengshu.core.db import Database
 from zhengshu.web import errors
 from zhengshu.web.admission import AdmissionLimit
+from zhengshu.web.bodylimit import MULTIPART_OVERHEAD, BodySizeLimit
 from zhengshu.web.templating import build_environment
 from zhengshu.web.textguard import NulTextGuard
 
@@ -116,6 +117,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     # text with a NUL character is refused before any route reads it (PostgreSQL cannot store it)
     app.add_middleware(NulTextGuard)
+    # bodies are bounded before anything is spooled (uploads are parsed before the route's checks run)
+    app.add_middleware(
+        BodySizeLimit,
+        upload_limit=settings.files_max_package_mb * 1024 * 1024 + MULTIPART_OVERHEAD,
+        other_limit=settings.max_request_body_mb * 1024 * 1024,
+    )
     # outermost: requests beyond the cap wait here, holding no thread and no connection
     app.add_middleware(AdmissionLimit, max_inflight=settings.max_inflight_requests)
     errors.install(app)

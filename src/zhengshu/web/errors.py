@@ -107,13 +107,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "未找到该页面或资源", 405: "不支持该请求方法", 401: "请先登录", 403: "无权访问"}
+        titles = {
+            404: "未找到该页面或资源",
+            405: "不支持该请求方法",
+            401: "请先登录",
+            403: "无权访问",
+            413: "请求体过大",
+        }
+        # an HTTP exception may name its own stable code (the body-size ceiling does)
+        code = getattr(exc, "problem_code", None)
         body = {
-            "type": f"https://zhengshu.org/problems/http.{exc.status_code}",
+            "type": f"https://zhengshu.org/problems/{code or f'http.{exc.status_code}'}",
             "title": titles.get(exc.status_code, "请求无法处理"),
             "status": exc.status_code,
-            "detail": titles.get(exc.status_code, str(exc.detail)),
-            "code": f"http.{exc.status_code}",
+            "detail": str(exc.detail) if code else titles.get(exc.status_code, str(exc.detail)),
+            "code": code or f"http.{exc.status_code}",
         }
         if wants_html(request):
             from zhengshu.web.templating import render
