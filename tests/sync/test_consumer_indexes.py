@@ -35,17 +35,23 @@ def run(db: Database, world: World, settings: Settings, job_id: str) -> None:
     assert outcome.status == "succeeded", outcome.error
 
 
-@pytest.mark.postgres
-def test_postgres_target_keeps_the_consumers_indexes(
-    db: Database, world: World, settings: Settings, pg_schema: str
-) -> None:
-    pg_create(pg_schema, "src", make_rows(300))
+def _full_job_to_postgres(db: Database, world: World, settings: Settings, pg_schema: str) -> str:
+    """A full-mode job from the PostgreSQL table ``src`` to ``ry`` in the same schema, run once."""
     _, _, auth_id, keys = authorize(db, world, kind="postgresql", table="src", schema=pg_schema)
     job_id = create_job(
         db, world, settings, authorization_id=auth_id, target_id=pg_target(db, world, pg_schema), keys=keys,
         mode="full", table="ry",
     )  # fmt: skip
     run(db, world, settings, job_id)
+    return job_id
+
+
+@pytest.mark.postgres
+def test_postgres_target_keeps_the_consumers_indexes(
+    db: Database, world: World, settings: Settings, pg_schema: str
+) -> None:
+    pg_create(pg_schema, "src", make_rows(300))
+    job_id = _full_job_to_postgres(db, world, settings, pg_schema)
     pg(f'CREATE INDEX ix_ry_xm ON "{pg_schema}".ry (xm)')
     pg(f'CREATE INDEX ix_ry_lower ON "{pg_schema}".ry (lower(sjhm)) WHERE je > 0')
     pg(f'DELETE FROM "{pg_schema}".src WHERE id = 5')
@@ -124,12 +130,7 @@ def test_a_view_on_the_target_stops_a_full_run_with_the_reason(
     db: Database, world: World, settings: Settings, pg_schema: str
 ) -> None:
     pg_create(pg_schema, "src", make_rows(50))
-    _, _, auth_id, keys = authorize(db, world, kind="postgresql", table="src", schema=pg_schema)
-    job_id = create_job(
-        db, world, settings, authorization_id=auth_id, target_id=pg_target(db, world, pg_schema), keys=keys,
-        mode="full", table="ry",
-    )  # fmt: skip
-    run(db, world, settings, job_id)
+    job_id = _full_job_to_postgres(db, world, settings, pg_schema)
     pg(f'CREATE VIEW "{pg_schema}".ry_view AS SELECT id, xm FROM "{pg_schema}".ry')
     pg(f'DELETE FROM "{pg_schema}".src WHERE id = 5')
     outcome = runner.run_job(db, actor=world["hrss_officer"], job_id=job_id, settings=settings)

@@ -10,10 +10,10 @@ byte is read; a chunked body is counted as it arrives.
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zhengshu.web.errors import problem_body, send_problem
 
 MULTIPART_OVERHEAD = 16 * 1024 * 1024
 CODE = "request.too_large"
@@ -29,17 +29,8 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
-def problem_body(limit: int) -> bytes:
-    return json.dumps(
-        {
-            "type": f"https://zhengshu.org/problems/{CODE}",
-            "title": "请求体过大",
-            "status": 413,
-            "detail": f"请求体超过上限（{limit // (1024 * 1024)} MB）",
-            "code": CODE,
-        },
-        ensure_ascii=False,
-    ).encode()
+def too_large(limit: int) -> dict[str, object]:
+    return problem_body(413, CODE, "请求体过大", f"请求体超过上限（{limit // (1024 * 1024)} MB）")
 
 
 class BodySizeLimit:
@@ -64,7 +55,7 @@ class BodySizeLimit:
                     declared = None
         limit = self.upload_limit if content_type.lower().startswith(b"multipart/") else self.other_limit
         if declared is not None and declared > limit:
-            await _refuse(send, limit)
+            await send_problem(send, too_large(limit), close=True)
             return
         received = 0
         started = False
@@ -89,20 +80,4 @@ class BodySizeLimit:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _refuse(send, exc.limit)
-
-
-async def _refuse(send: Send, limit: int) -> None:
-    body = problem_body(limit)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            await send_problem(send, too_large(exc.limit), close=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from zhengshu.core.errors import Unauthenticated, ZhengshuError
 
@@ -67,6 +69,26 @@ def wants_html(request: Request) -> bool:
 
 def problem_response(body: dict[str, Any], status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def problem_body(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
+    return {
+        "type": f"https://zhengshu.org/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+
+
+async def send_problem(send: Send, body: dict[str, Any], *, close: bool = False) -> None:
+    """Answer with problem+json from plain ASGI middleware (before any route or exception handler runs)."""
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": body["status"], "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 # The open-data portal's public pages sign in registered members of the public, not government users; its
