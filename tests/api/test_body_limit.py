@@ -43,15 +43,19 @@ def _count_packages(client: TestClient, headers: dict[str, str]) -> int:
 def test_an_upload_over_the_ceiling_is_refused_and_nothing_is_written(small_client: TestClient, world: Any) -> None:
     headers = token_for(small_client, "market_officer")
     before = _count_packages(small_client, headers)
+    form = {"title": "部门间文件包", "recipient_org_ids": world.orgs["hrss"]}
     big = b"x" * (17 * MB + 1)  # over 1 MB + the 16 MB multipart allowance
     response = small_client.post(
-        "/api/v1/exchange/packages",
-        data={"title": "过大的文件包", "recipients": world.orgs["hrss"]},
-        files={"files": ("big.txt", big, "text/plain")},
-        headers=headers,
+        "/api/v1/exchange/packages", data=form, files={"files": ("big.txt", big, "text/plain")}, headers=headers
     )
     _assert_too_large(response)
     assert _count_packages(small_client, headers) == before
+    # the same request under the ceiling is sent: the refusal was about the size alone
+    small = small_client.post(
+        "/api/v1/exchange/packages", data=form, files={"files": ("ok.txt", b"x" * 1024, "text/plain")}, headers=headers
+    )
+    assert small.status_code == 201, small.text
+    assert _count_packages(small_client, headers) == before + 1
 
 
 def test_a_json_body_over_the_ceiling_is_refused(small_client: TestClient, world: Any) -> None:
