@@ -138,3 +138,69 @@ def test_a_view_on_the_target_stops_a_full_run_with_the_reason(
     assert outcome.error is not None and "ry_view" in outcome.error
     # the consumer's table and view are untouched: still the first run's 50 rows
     assert pg(f'SELECT COUNT(*) FROM "{pg_schema}".ry_view') == [(50,)]
+
+
+@pytest.mark.postgres
+def test_postgres_target_keeps_the_consumers_grants(
+    db: Database, world: World, settings: Settings, pg_schema: str
+) -> None:
+    """The consumer's applications read the target under roles of their own: a full run used to drop their
+    privileges with the old table."""
+    pg_create(pg_schema, "src", make_rows(60))
+    job_id = _full_job_to_postgres(db, world, settings, pg_schema)
+    reader, clerk = f"zs_app_{pg_schema[-8:]}", f"zs_clerk_{pg_schema[-8:]}"
+    table = f'"{pg_schema}".ry'
+    try:
+        pg(f"CREATE ROLE {reader} NOLOGIN")
+        pg(f"CREATE ROLE {clerk} NOLOGIN")
+        pg(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO {reader}, {clerk}')
+        pg(f"GRANT SELECT ON {table} TO {reader} WITH GRANT OPTION")
+        pg(f"GRANT SELECT (id, xm) ON {table} TO {clerk}")
+        pg(f'DELETE FROM "{pg_schema}".src WHERE id = 5')
+        run(db, world, settings, job_id)
+        assert pg(f"SELECT COUNT(*) FROM {table}") == [(59,)]  # the new table is in place
+        checks = pg(
+            f"SELECT has_table_privilege('{reader}', '{table}', 'SELECT'), "
+            f"has_table_privilege('{reader}', '{table}', 'SELECT WITH GRANT OPTION'), "
+            f"has_table_privilege('{reader}', '{table}', 'INSERT'), "
+            f"has_column_privilege('{clerk}', '{table}', 'xm', 'SELECT'), "
+            f"has_column_privilege('{clerk}', '{table}', 'sjhm', 'SELECT'), "
+            f"has_table_privilege('{clerk}', '{table}', 'SELECT')"
+        )
+        assert checks == [(True, True, False, True, False, False)]
+    finally:
+        pg(f'DROP TABLE IF EXISTS "{pg_schema}".ry')
+        pg(f'REVOKE ALL ON SCHEMA "{pg_schema}" FROM {reader}, {clerk}')
+        pg(f"DROP ROLE IF EXISTS {reader}")
+        pg(f"DROP ROLE IF EXISTS {clerk}")
+
+
+@pytest.mark.mariadb
+def test_mariadb_target_keeps_the_consumers_grants(
+    db: Database, world: World, settings: Settings, my_table: str
+) -> None:
+    """MariaDB keeps table privileges by name: the table renamed into the target's place receives them."""
+    mariadb_create(my_table, make_rows(40))
+    _, _, auth_id, keys = authorize(db, world, kind="mysql", table=my_table)
+    table = f"{my_table}_t"
+    user = f"zs_app_{my_table[-8:]}"
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=mysql_target(db, world), keys=keys, mode="full",
+        table=table,
+    )  # fmt: skip
+    try:
+        run(db, world, settings, job_id)
+        mariadb(f"CREATE USER '{user}'@'%'")
+        mariadb(f"GRANT SELECT ON `{table}` TO '{user}'@'%'")
+        mariadb(f"DELETE FROM `{my_table}` WHERE id = 5")
+        run(db, world, settings, job_id)
+        grants = mariadb(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND GRANTEE LIKE %s",
+            (table, f"%{user}%"),
+        )
+        assert [g[0] for g in grants] == ["SELECT"]
+        assert mariadb(f"SELECT COUNT(*) FROM `{table}`")[0][0] == 39
+    finally:
+        mariadb(f"DROP USER IF EXISTS '{user}'@'%'")
+        mariadb(f"DROP TABLE IF EXISTS `{table}`")

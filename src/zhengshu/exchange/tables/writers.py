@@ -286,19 +286,25 @@ class _SqlWriter:
         """Statements that recreate the indexes the consumer added to table ``name`` (not its primary key)."""
         return []
 
+    def granted(self, name: str, columns: list[str]) -> list[str]:
+        """Statements that grant again what the consumer granted on table ``name`` (to its applications' roles),
+        on the table and on those of its columns that are in ``columns``."""
+        return []
+
     def swap(self, keys: list[str], cp: Checkpoint) -> None:
         """Replace the target by the loaded shadow table and mark the checkpoint done, in one transaction. The
-        consumer's own indexes on the target are built again on the new table (a full run must not drop them)."""
+        consumer's own indexes and grants on the target are made again on the new table (a full run must not
+        drop them: its applications would lose their access at every full run)."""
         try:
             if self.shadow_exists():
-                indexes = self.secondary_indexes(self.table)
+                kept = self.secondary_indexes(self.table) + self.granted(self.table, self.shadow_columns() or [])
                 self.execute(f"DROP TABLE IF EXISTS {self.qual(self.table)}")
                 self.execute(f"ALTER TABLE {self.qual(self.shadow)} RENAME TO {self.q(self.table)}")
                 if self.dialect == "postgresql" and keys:
                     self.execute(
                         f"ALTER TABLE {self.qual(self.table)} ADD PRIMARY KEY ({', '.join(self.q(k) for k in keys)})"
                     )
-                for statement in indexes:
+                for statement in kept:
                     self.execute(statement)
             self._write_checkpoint(cp)
             self.commit()
@@ -348,6 +354,30 @@ class PostgresWriter(_SqlWriter):
             [self.target.schema, name],
         )
         return [str(r[0]) for r in rows]
+
+    def granted(self, name: str, columns: list[str]) -> list[str]:
+        # privileges from the table's and its columns' ACLs, but the owner's own (the new table has them)
+        rows = self.execute(
+            "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, "
+            "a.is_grantable, NULL::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND a.grantee <> c.relowner "
+            "UNION ALL "
+            "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, "
+            "a.is_grantable, t.attname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute t ON t.attrelid = c.oid AND t.attnum > 0 AND NOT t.attisdropped "
+            "CROSS JOIN LATERAL aclexplode(t.attacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND a.grantee <> c.relowner",
+            [self.target.schema, name],
+        )
+        statements = []
+        for privilege, grantee, grantable, column in rows:
+            if grantee is None or (column is not None and column not in columns):
+                continue  # a dropped role, or an item no longer delivered
+            on = f"({self.q(column)}) " if column is not None else ""
+            option = " WITH GRANT OPTION" if grantable else ""
+            statements.append(f"GRANT {privilege} {on}ON {self.qual(name)} TO {grantee}{option}")
+        return statements
 
     def uri(self) -> str:
         t = self.target
