@@ -15,7 +15,9 @@ Modes
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +59,8 @@ OnBatch = Callable[[RunResult, list[Quarantined]], None]
 
 
 _DONE = object()
+# DuckDB's memory for a change-detection comparison; beyond it the comparison spills to its temporary directory
+CDC_MEMORY_LIMIT = "512MB"
 
 
 def _prefetch(items: Iterator[Any], spec: SyncSpec, depth: int = 2) -> Iterator[tuple[Any, Prepared]]:
@@ -190,70 +194,118 @@ class _Run:
             parts, read = [], 0
 
     def cdc(self, writer: Any, cp: Checkpoint | None) -> None:
+        """Source and target go into a DuckDB file of the run's own (rows of the source, key and row hash of the
+        target), batch by batch, and are compared there: memory stays bounded by DuckDB's limit however large
+        the table, and what does not fit spills to disk. The changes stream out in batches; deletes follow."""
         import duckdb
 
         self.result.columns_added = writer.ensure_table(self.spec.columns)
         schema = pa.schema([pa.field(c.target, c.arrow_type) for c in self.spec.columns])
-        parts: list[pa.Table] = []
+        q = lambda c: quote_ident("duckdb", c)  # noqa: E731
+        cols = [c.target for c in self.spec.columns]
+        keys = ", ".join(q(k) for k in self.keys)
+        row_hash = f"hash({', '.join(q(c) for c in cols)})"
         bad: list[str] = []
         quarantined: list[Quarantined] = []
-        for batch in self.reader.batches():
-            prepared = prepare(batch, self.spec.columns)
-            parts.append(prepared.table)
-            bad.extend(prepared.bad_keys)
-            quarantined.extend(prepared.quarantined)
-            self.result.rows_read += batch.num_rows
-        source = pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
-        target = self._target_as(writer, schema)
-        con = duckdb.connect()
-        try:
-            con.register("s", source)
-            con.register("t", target)
-            con.register("bad", pa.table({"k": pa.array(bad, pa.string())}))
-            q = lambda c: quote_ident("duckdb", c)  # noqa: E731
-            on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in self.keys)
-            cols = [c.target for c in self.spec.columns]
-            s_hash = f"hash({', '.join('s.' + q(c) for c in cols)})"
-            t_hash = f"hash({', '.join('t.' + q(c) for c in cols)})"
-            first_key = q(self.keys[0])
-            changed = con.sql(
-                f"SELECT s.* FROM s LEFT JOIN t ON {on} WHERE t.{first_key} IS NULL OR {s_hash} <> {t_hash}"
-            ).to_arrow_table()
-            key_text = "concat_ws('|', " + ", ".join(f"CAST(t.{q(k)} AS VARCHAR)" for k in self.keys) + ")"
-            deletes = con.sql(
-                f"SELECT {', '.join('t.' + q(k) for k in self.keys)} FROM t ANTI JOIN s ON {on} "
-                f"WHERE {key_text} NOT IN (SELECT k FROM bad)"
-            ).to_arrow_table()
-        finally:
-            con.close()
-        changed = changed.cast(schema)
-        seq = cp.batch_seq if cp is not None else 0  # progress counts on across runs
-        size = max(self.spec.batch_size, 1)
-        offsets = list(range(0, changed.num_rows, size)) or [0]
-        for n, offset in enumerate(offsets):
-            chunk = changed.slice(offset, size)
-            dels = deletes if n == 0 else None
-            seq += 1
-            written = self.result.rows_written + chunk.num_rows
-            writer.upsert(chunk, self.keys, self.checkpoint("done", seq, written), deletes=dels)
-            deleted = deletes.num_rows if dels is not None else 0
-            # the quarantine of the whole comparison is reported with the first committed batch
-            first = n == 0
-            self.after_batch(
-                Prepared(chunk, quarantined if first else [], bad if first else []), 0, chunk.num_rows, deleted
+        with tempfile.TemporaryDirectory(prefix="zhengshu-cdc-") as work:
+            con = duckdb.connect(
+                os.path.join(work, "compare.duckdb"),
+                config={"memory_limit": CDC_MEMORY_LIMIT, "temp_directory": work, "preserve_insertion_order": False},
             )
+            try:
+                con.register("b", schema.empty_table())
+                con.execute("CREATE TABLE s AS SELECT * FROM b")
+                con.execute(f"CREATE TABLE t AS SELECT {keys}, {row_hash} AS h FROM b")
+                con.unregister("b")
+                for batch in self.reader.batches():
+                    prepared = prepare(batch, self.spec.columns)
+                    self._into(con, "INSERT INTO s SELECT * FROM b", prepared.table.cast(schema))
+                    bad.extend(prepared.bad_keys)
+                    quarantined.extend(prepared.quarantined)
+                    self.result.rows_read += batch.num_rows
+                for raw in writer.read_batches(schema.names, max(self.spec.batch_size, 1)):
+                    self._into(con, f"INSERT INTO t SELECT {keys}, {row_hash} FROM b", self._target_as(raw, schema))
+                con.register("bad", pa.table({"k": pa.array(bad, pa.string())}))
+                on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in self.keys)
+                changed = con.sql(
+                    f"SELECT s.* FROM s LEFT JOIN t ON {on} WHERE t.h IS NULL OR hash("
+                    + ", ".join("s." + q(c) for c in cols)
+                    + ") <> t.h"
+                ).to_arrow_reader(max(self.spec.batch_size, 1))
+                seq = cp.batch_seq if cp is not None else 0  # progress counts on across runs
+                empty = schema.empty_table()
+                reported = False
 
-    def _target_as(self, writer: Any, schema: pa.Schema) -> pa.Table:
-        raw = writer.read_table(schema.names)
+                def commit(table: pa.Table, gone: pa.Table | None = None) -> None:
+                    nonlocal seq, reported
+                    seq += 1
+                    written = self.result.rows_written + table.num_rows
+                    writer.upsert(table, self.keys, self.checkpoint("done", seq, written), deletes=gone)
+                    # the quarantine of the whole comparison is reported with the first committed batch
+                    found = Prepared(table, [] if reported else quarantined, [] if reported else bad)
+                    self.after_batch(found, 0, table.num_rows, gone.num_rows if gone is not None else 0)
+                    reported = True
+
+                for chunk in _rebatch_reader(changed, self.spec.batch_size):
+                    commit(pa.Table.from_batches([chunk]).cast(schema))
+                key_text = "concat_ws('|', " + ", ".join(f"CAST(t.{q(k)} AS VARCHAR)" for k in self.keys) + ")"
+                deletes = con.sql(
+                    f"SELECT {', '.join('t.' + q(k) for k in self.keys)} FROM t ANTI JOIN s ON {on} "
+                    f"WHERE {key_text} NOT IN (SELECT k FROM bad)"
+                ).to_arrow_reader(max(self.spec.batch_size, 1))
+                for chunk in _rebatch_reader(deletes, self.spec.batch_size):
+                    commit(empty, pa.Table.from_batches([chunk]))
+                if not reported:  # nothing changed: the run still commits its checkpoint and reports the quarantine
+                    commit(empty)
+            finally:
+                con.close()
+
+    @staticmethod
+    def _into(con: Any, sql: str, table: pa.Table) -> None:
+        con.register("b", table)
+        try:
+            con.execute(sql)
+        finally:
+            con.unregister("b")
+
+    def _target_as(self, raw: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+        """Rows read back from the target, converted to the delivered types (so their hashes compare with the
+        source's)."""
         arrays = []
         for plan in self.spec.columns:
-            column = raw.column(plan.target).combine_chunks() if plan.target in raw.column_names else None
+            column = raw.column(plan.target) if plan.target in raw.schema.names else None
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
             if column is None or pa.types.is_null(column.type):
                 arrays.append(pa.nulls(raw.num_rows, plan.arrow_type))
                 continue
             converted, _ = convert_column(column, plan)
             arrays.append(converted)
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _rebatch_reader(reader: pa.RecordBatchReader, size: int) -> Iterator[pa.RecordBatch]:
+    """The reader's batches regrouped into batches of ``size`` rows (DuckDB hands out vectors of 2,048)."""
+    size = max(size, 1)
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in reader:
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= size:
+            whole = pa.Table.from_batches(pending).combine_chunks()
+            for piece in whole.to_batches(max_chunksize=size):
+                if piece.num_rows == size:
+                    yield piece
+                else:
+                    pending, count = [piece], piece.num_rows
+                    break
+            else:
+                pending, count = [], 0
+    if pending:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches(max_chunksize=size)
 
 
 def run(spec: SyncSpec, on_batch: OnBatch | None = None) -> RunResult:
@@ -284,7 +336,8 @@ def read_target(spec: SyncSpec) -> pa.Table:
     """The target table's rows in the delivered schema (for comparisons and the job page's preview)."""
     writer = make_writer(spec.target, spec.target_table)
     try:
-        return _Run(spec, None)._target_as(writer, pa.schema([pa.field(c.target, c.arrow_type) for c in spec.columns]))
+        schema = pa.schema([pa.field(c.target, c.arrow_type) for c in spec.columns])
+        return _Run(spec, None)._target_as(writer.read_table(schema.names), schema)
     finally:
         writer.close()
 

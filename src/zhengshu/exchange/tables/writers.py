@@ -37,6 +37,9 @@ from zhengshu.exchange.tables.plan import (
 )
 from zhengshu.lake.connectors import scrub
 
+# rows per batch when a target is read back (change detection)
+READ_BATCH_ROWS = 65_536
+
 
 class TargetFailed(ZhengshuError):
     status = 502
@@ -324,6 +327,10 @@ class _SqlWriter:
     def read_table(self, columns: list[str]) -> pa.Table:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def read_batches(self, columns: list[str], size: int = READ_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The target's rows in batches, for comparisons that must not hold the whole table."""
+        yield from self.read_table(columns).to_batches(max_chunksize=size)
+
     def finish(self) -> None:
         return None
 
@@ -457,6 +464,15 @@ class PostgresWriter(_SqlWriter):
         self.commit()
         return result
 
+    def read_batches(self, columns: list[str], size: int = READ_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT {', '.join(self.q(c) for c in columns)} FROM {self.qual(self.table)}")
+            yield from cur.fetch_record_batch()  # streamed by the driver (COPY … TO STDOUT in binary)
+        finally:
+            cur.close()
+            self.commit()
+
 
 def _pg_type_of(t: pa.DataType) -> str:
     plan = ColumnPlan("k", "k", "", "", "C", None, "none", t, True)
@@ -585,10 +601,25 @@ class MySQLWriter(_SqlWriter):
         finally:
             cur.close()
         self.commit()
-        data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
-        return pa.table(
-            {c: pa.array(list(v)) if v else pa.array([], pa.null()) for c, v in zip(columns, data, strict=True)}
-        )
+        return _rows_table(columns, rows)
+
+    def read_batches(self, columns: list[str], size: int = READ_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        import pymysql.cursors
+
+        cur = self.conn.cursor(pymysql.cursors.SSCursor)  # unbuffered: rows come as they are fetched
+        try:
+            cur.execute(f"SELECT {', '.join(self.q(c) for c in columns)} FROM {self.qual(self.table)}")
+            while rows := cur.fetchmany(size):
+                yield from _rows_table(columns, rows).to_batches()
+        finally:
+            cur.close()
+            self.commit()
+
+
+def _rows_table(columns: list[str], rows: Any) -> pa.Table:
+    data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
+    arrays = {c: pa.array(list(v)) if v else pa.array([], pa.null()) for c, v in zip(columns, data, strict=True)}
+    return pa.table(arrays)
 
 
 class DuckDBWriter(_SqlWriter):
@@ -677,6 +708,11 @@ class DuckDBWriter(_SqlWriter):
             f"SELECT {', '.join(self.q(c) for c in columns)} FROM {self.qual(self.table)}"
         ).to_arrow_table()
         return result
+
+    def read_batches(self, columns: list[str], size: int = READ_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        yield from self.conn.sql(
+            f"SELECT {', '.join(self.q(c) for c in columns)} FROM {self.qual(self.table)}"
+        ).to_arrow_reader(size)
 
 
 # ---- Parquet ----------------------------------------------------------------------------------------------
@@ -807,6 +843,10 @@ class ParquetWriter:
             return result
         finally:
             con.close()
+
+    def read_batches(self, columns: list[str], size: int = READ_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        # the live rows need the parts deduplicated by key (later parts win), which reads them whole
+        yield from self.read_table(columns).to_batches(max_chunksize=size)
 
     def read_table(self, columns: list[str], keys: list[str] | None = None) -> pa.Table:
         manifest = self.manifest()
