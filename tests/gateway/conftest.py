@@ -97,6 +97,7 @@ def grant(
     start_on: dt.date | None = None,
     end_on: dt.date | None = None,
     status: str = "active",
+    delivery_way: str = "接口",
 ) -> str:
     """An authorization for ``org`` of the named items with their masking rules (test data, written directly)."""
     keys = item_keys(db, entry_id)
@@ -109,7 +110,7 @@ def grant(
             entry_id=entry_id,
             entry_name="个人社保参保信息",
             provider_org_id=world.orgs["market"],
-            delivery_way="接口",
+            delivery_way=delivery_way,
             start_on=start_on or today - dt.timedelta(days=30),
             end_on=end_on or today + dt.timedelta(days=365),
             status=status,

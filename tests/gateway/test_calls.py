@@ -116,6 +116,20 @@ def test_another_organizations_authorization_does_not_count(
     assert r.json()["code"] == "gateway.not_authorized"
 
 
+@pytest.mark.parametrize("way", ["库表", "文件"])
+def test_an_authorization_for_table_or_file_delivery_does_not_open_the_interface(
+    gw_client: Any, db: Database, world: World, person_entry: str, base: str, way: str
+) -> None:
+    grant(db, world, person_entry, {"参保状态": "none"}, delivery_way=way)
+    proxy_service(db, world, person_entry, base)
+    creds = consumer_app(db, world)
+    assert call(gw_client, creds).json()["code"] == "gateway.not_authorized"
+    with db.session() as s:  # nor is the service listed as one the organization's apps can call
+        assert gw_service.callable_services(s, actor=world["hrss_officer"]) == []
+    grant(db, world, person_entry, {"参保状态": "none"})  # the same items for interface delivery
+    assert call(gw_client, creds).status_code == 200
+
+
 def test_revoking_through_the_http_api_refuses_the_next_call(
     gw_client: Any, db: Database, world: World, person_entry: str, base: str
 ) -> None:

@@ -625,6 +625,7 @@ def callable_services(session: Session, *, actor: Actor, org_id: str | None = No
     """Enabled services of entries the organization holds an authorization in force for (what its apps can call)."""
     from zhengshu.core.timeutil import local_today
     from zhengshu.demand.models import Authorization
+    from zhengshu.gateway.snapshot import INTERFACE_DELIVERY
 
     org_id = org_id or actor.org_id
     if not org_id:
@@ -635,6 +636,7 @@ def callable_services(session: Session, *, actor: Actor, org_id: str | None = No
         Authorization.status == "active",
         Authorization.start_on <= today,
         Authorization.end_on >= today,
+        Authorization.delivery_way == INTERFACE_DELIVERY,
     )
     stmt = list_query(actor, ServiceFilters(status="active")).where(GatewayService.entry_id.in_(entries))
     return list(session.scalars(stmt))

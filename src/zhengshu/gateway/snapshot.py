@@ -25,6 +25,10 @@ from zhengshu.lake.models import DataSource
 from zhengshu.security.crypto import decrypt_secret
 from zhengshu.security.masking import value_masker
 
+# the delivery way (共享方式) an authorization must name to be used through the gateway: one granted for table
+# or file delivery does not open the interface
+INTERFACE_DELIVERY = "接口"
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -208,7 +212,11 @@ def load(session: Session) -> Snapshot:
     auths = session.scalars(
         select(Authorization)
         .options(selectinload(Authorization.items))
-        .where(Authorization.status == "active", Authorization.end_on >= today)
+        .where(
+            Authorization.status == "active",
+            Authorization.end_on >= today,
+            Authorization.delivery_way == INTERFACE_DELIVERY,
+        )
     )
     for auth in auths:
         grants.setdefault((auth.consumer_org_id, auth.entry_id), []).append(
