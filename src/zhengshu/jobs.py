@@ -125,10 +125,11 @@ def application_deadlines() -> dict[str, int]:
 
 @huey.periodic_task(crontab(minute="*"), name="sync.run_due")
 def run_due_sync_jobs() -> dict[str, str]:
-    """Execute runs queued through the API and sync jobs due by their cron schedule (Beijing time)."""
+    """Start runs queued through the API and sync jobs due by their cron schedule (Beijing time) on the process's
+    sync threads (``ZHENGSHU_SYNC_PARALLEL_RUNS``), without waiting for them."""
     from zhengshu.exchange.tables import runner
 
-    return runner.run_due(_database())
+    return runner.dispatch_due(_database())
 
 
 # ---- file exchange and the ferry (文件交换、安全摆渡) ------------------------------------------------------------

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     sync_quarantine_max_rows: int = Field(default=10_000, description="每次运行最多保存的隔离值条数（总数仍全部计入）")
     sync_stale_after_s: int = Field(default=900, description="运行中的作业超过该秒数无进展即视为中断，可由新运行接续")
     sync_due_per_minute: int = Field(default=20, description="定时任务每分钟最多启动的到期作业数")
+    sync_parallel_runs: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="每个后台进程同时运行的库表交换作业数（各用自己的线程）",
+    )
     # --- end table exchange ---
     # --- file exchange and ferry (文件交换、安全摆渡) ---
     files_max_file_mb: int = Field(default=512, description="文件交换单个文件大小上限（MB）")

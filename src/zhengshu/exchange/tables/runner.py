@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +35,8 @@ from zhengshu.exchange.tables.transform import Quarantined
 from zhengshu.security.actor import SYSTEM_ACTOR, Actor
 
 Progress = Callable[[engine.RunResult], None]
+
+log = logging.getLogger(__name__)
 
 
 def _worker() -> str:
@@ -266,7 +271,9 @@ def run_job(
     return execute(database, run_id=run_id, actor=actor, settings=settings, on_progress=on_progress)
 
 
-def claim_due(database: Database, *, now: datetime | None = None, settings: Settings | None = None) -> list[str]:
+def claim_due(
+    database: Database, *, now: datetime | None = None, settings: Settings | None = None, limit: int | None = None
+) -> list[str]:
     """Jobs whose time has come, moved to their next time so the next tick does not pick them again."""
     settings = settings or get_settings()
     now = now or utcnow()
@@ -276,7 +283,7 @@ def claim_due(database: Database, *, now: datetime | None = None, settings: Sett
                 select(SyncJob)
                 .where(service.due_clause(now))
                 .order_by(SyncJob.next_run_at)
-                .limit(settings.sync_due_per_minute)
+                .limit(min(settings.sync_due_per_minute, limit or settings.sync_due_per_minute))
                 .with_for_update(of=SyncJob, skip_locked=True)
             )
         )
@@ -320,3 +327,82 @@ def run_due(database: Database, *, now: datetime | None = None, settings: Settin
         except ZhengshuError as exc:
             outcomes[job_id] = exc.code
     return outcomes
+
+
+class RunThreads:
+    """This process's threads for sync runs, at most ``size`` runs at once. The periodic tick hands runs over and
+    returns: a run lasting hours never holds a worker of the job consumer (the embedded one has a single worker),
+    so event delivery, audit sealing, escalations and the ferry keep their schedule meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
+        self._busy = 0
+
+    def free(self, size: int) -> int:
+        with self._lock:
+            if self._pool is None or size != self._size:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)  # its runs finish on their threads; new ones go to the new pool
+                self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="zhengshu-sync-run")
+                self._size = size
+            return max(0, size - self._busy)
+
+    def start(self, name: str, work: Callable[[], Any]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # a run records its own outcome; this is what escaped it (e.g. the job was busy)
+                log.exception("sync run %s ended with an error", name)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+        with self._lock:
+            assert self._pool is not None, "free() sizes the pool first"
+            self._busy += 1
+            self._pool.submit(run)
+
+    def busy(self) -> int:
+        with self._lock:
+            return self._busy
+
+
+RUN_THREADS = RunThreads()
+
+
+def dispatch_due(
+    database: Database,
+    *,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    threads: RunThreads | None = None,
+) -> dict[str, str]:
+    """The periodic task: start queued runs, then due scheduled jobs, on this process's run threads, as many as
+    have a free thread (``sync_parallel_runs``); the others stay queued or due for a later tick. Returns at once:
+    (run or job id → "started", or the code of the reason a due job did not start)."""
+    settings = settings or get_settings()
+    threads = threads or RUN_THREADS
+    free = threads.free(settings.sync_parallel_runs)
+    started: dict[str, str] = {}
+    for run_id, who in queued_runs(database):
+        if free <= 0:
+            return started
+        if not _claim_queued(database, run_id):
+            continue  # another worker took it
+        actor = replace(SYSTEM_ACTOR, username=who, display_name=who)
+        threads.start(run_id, lambda r=run_id, a=actor: execute(database, run_id=r, actor=a, settings=settings))
+        started[run_id] = "started"
+        free -= 1
+    if free <= 0:
+        return started
+    for job_id in claim_due(database, now=now, settings=settings, limit=free):
+        try:  # the run is recorded here, so the job shows it running from this tick on
+            run_id = start(database, actor=SYSTEM_ACTOR, job_id=job_id, trigger="schedule", settings=settings)
+        except ZhengshuError as exc:  # still running from an earlier time, or no longer allowed
+            started[job_id] = exc.code
+            continue
+        threads.start(run_id, lambda r=run_id: execute(database, run_id=r, actor=SYSTEM_ACTOR, settings=settings))
+        started[job_id] = "started"
+    return started
