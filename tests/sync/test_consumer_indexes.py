@@ -46,6 +46,20 @@ def _full_job_to_postgres(db: Database, world: World, settings: Settings, pg_sch
     return job_id
 
 
+def _full_job_to_mariadb(db: Database, world: World, settings: Settings, my_table: str, rows: int) -> tuple[str, str]:
+    """(target table, job id) of a full-mode job from the MariaDB table ``my_table`` (``rows`` rows) to
+    ``<my_table>_t``, run once."""
+    mariadb_create(my_table, make_rows(rows))
+    _, _, auth_id, keys = authorize(db, world, kind="mysql", table=my_table)
+    table = f"{my_table}_t"
+    job_id = create_job(
+        db, world, settings, authorization_id=auth_id, target_id=mysql_target(db, world), keys=keys, mode="full",
+        table=table,
+    )  # fmt: skip
+    run(db, world, settings, job_id)
+    return table, job_id
+
+
 @pytest.mark.postgres
 def test_postgres_target_keeps_the_consumers_indexes(
     db: Database, world: World, settings: Settings, pg_schema: str
@@ -70,15 +84,8 @@ def test_postgres_target_keeps_the_consumers_indexes(
 def test_mariadb_target_keeps_the_consumers_indexes(
     db: Database, world: World, settings: Settings, my_table: str
 ) -> None:
-    mariadb_create(my_table, make_rows(300))
-    _, _, auth_id, keys = authorize(db, world, kind="mysql", table=my_table)
-    table = f"{my_table}_t"
-    job_id = create_job(
-        db, world, settings, authorization_id=auth_id, target_id=mysql_target(db, world), keys=keys, mode="full",
-        table=table,
-    )  # fmt: skip
+    table, job_id = _full_job_to_mariadb(db, world, settings, my_table, 300)
     try:
-        run(db, world, settings, job_id)
         mariadb(f"CREATE INDEX ix_xm ON `{table}` (xm(4), je)")
         mariadb(f"CREATE UNIQUE INDEX ux_id_xm ON `{table}` (id, xm)")
         mariadb(f"DELETE FROM `{my_table}` WHERE id = 5")
@@ -180,16 +187,9 @@ def test_mariadb_target_keeps_the_consumers_grants(
     db: Database, world: World, settings: Settings, my_table: str
 ) -> None:
     """MariaDB keeps table privileges by name: the table renamed into the target's place receives them."""
-    mariadb_create(my_table, make_rows(40))
-    _, _, auth_id, keys = authorize(db, world, kind="mysql", table=my_table)
-    table = f"{my_table}_t"
+    table, job_id = _full_job_to_mariadb(db, world, settings, my_table, 40)
     user = f"zs_app_{my_table[-8:]}"
-    job_id = create_job(
-        db, world, settings, authorization_id=auth_id, target_id=mysql_target(db, world), keys=keys, mode="full",
-        table=table,
-    )  # fmt: skip
     try:
-        run(db, world, settings, job_id)
         mariadb(f"CREATE USER '{user}'@'%'")
         mariadb(f"GRANT SELECT ON `{table}` TO '{user}'@'%'")
         mariadb(f"DELETE FROM `{my_table}` WHERE id = 5")
