@@ -163,6 +163,68 @@ def test_replayed_bundle_is_refused_and_quarantined(internal: Node, external: No
         assert outcomes == ["imported", "refused"]
 
 
+def _import_ledger(node: Node) -> list[tuple[str, str]]:
+    with node.db.session() as s:
+        return [
+            (r.outcome, r.bundle_id) for r in s.scalars(select(FerryLedger).where(FerryLedger.direction == "import"))
+        ]
+
+
+def test_an_import_rolled_back_leaves_the_bundle_in_the_inbox(internal: Node, external: Node, world: World) -> None:
+    bundle = exported(internal, external, world)
+    target = deliver(bundle, external)
+    received = ferry.received_dir(external.settings)
+    with external.db.session_factory() as s:
+        result = ferry.import_bundle(s, actor=SYSTEM_ACTOR, path=target, settings=external.settings)
+        assert result.accepted, result.reason
+        assert (received / result.bundle_id / "企业名录.csv").read_bytes() == CSV
+        assert target.is_dir()  # not removed before the commit
+        s.rollback()
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "manifest.sig", "payload.bin"]
+    assert list(received.iterdir()) == []
+    assert _import_ledger(external) == []  # on SQLite too (the ledger row is written in a savepoint)
+    [again] = run_import(external)
+    assert again.accepted, again.reason
+    assert (received / again.bundle_id / "说明.pdf").read_bytes() == PDF
+    assert ferry.pending_bundles(external.settings) == []
+    assert _import_ledger(external) == [("imported", again.bundle_id)]
+
+
+def test_an_import_in_a_rolled_back_savepoint_or_an_unfinished_session_is_undone(
+    internal: Node, external: Node, world: World
+) -> None:
+    bundle = exported(internal, external, world)
+    target = deliver(bundle, external)
+    received = ferry.received_dir(external.settings)
+    # the outer transaction commits, the savepoint around the import does not
+    with external.db.session() as s, pytest.raises(RuntimeError), s.begin_nested():
+        assert ferry.import_bundle(s, actor=SYSTEM_ACTOR, path=target, settings=external.settings).accepted
+        raise RuntimeError("a later step failed")
+    assert target.is_dir() and list(received.iterdir()) == []
+    with external.db.session_factory() as s:  # closed without a commit
+        assert ferry.import_bundle(s, actor=SYSTEM_ACTOR, path=target, settings=external.settings).accepted
+    assert target.is_dir() and list(received.iterdir()) == []
+    assert _import_ledger(external) == []
+    assert run_import(external)[0].accepted
+
+
+def test_a_refusal_rolled_back_puts_the_bundle_back(internal: Node, external: Node, world: World) -> None:
+    bundle = exported(internal, external, world)
+    target = deliver(bundle, external)
+    _tamper_payload(target)
+    with external.db.session_factory() as s:
+        result = ferry.import_bundle(s, actor=SYSTEM_ACTOR, path=target, settings=external.settings)
+        assert result.code == "ferry.payload_tampered" and not target.exists()
+        s.rollback()
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "manifest.sig", "payload.bin"]
+    assert list(ferry.quarantine_dir(external.settings).iterdir()) == []
+    assert _import_ledger(external) == []
+    [result] = run_import(external)
+    assert result.code == "ferry.payload_tampered"
+    assert (Path(result.path) / "reason.json").is_file() and not target.exists()
+    assert _import_ledger(external) == [("refused", result.bundle_id)]
+
+
 def _tamper_payload(bundle: Path) -> None:
     payload = bytearray((bundle / "payload.bin").read_bytes())
     payload[100] ^= 0x01

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -23,6 +25,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+log = logging.getLogger(__name__)
 
 _sequence = itertools.count()
 
@@ -69,6 +73,51 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# Statements that never open the SQLite transaction themselves: reads (as pysqlite's legacy mode did) and
+# the ones that end a transaction or cannot run inside one.
+_SQLITE_NO_BEGIN = frozenset(
+    {
+        "SELECT",
+        "PRAGMA",
+        "EXPLAIN",
+        "VALUES",
+        "BEGIN",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "RELEASE",
+        "VACUUM",
+        "ATTACH",
+        "DETACH",
+    }
+)
+_SQLITE_WRITE_WORD = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")
+
+
+def _sqlite_opens_write(statement: str, context: Any) -> bool:
+    """Whether ``statement`` is where the transaction's write lock must be taken: a write, DDL, a SAVEPOINT, or
+    a ``SELECT ... FOR UPDATE`` (SQLite drops the clause; the lock the caller asked for is the database's)."""
+    match = _FIRST_WORD.match(statement)
+    first = match.group(1).upper() if match else ""
+    if first == "WITH":
+        return _SQLITE_WRITE_WORD.search(statement) is not None
+    if first == "SELECT":
+        compiled = getattr(context, "compiled", None)
+        return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
+    return first not in _SQLITE_NO_BEGIN
+
+
+def _sqlite_begin_before_write(
+    conn: Any, cursor: Any, statement: str, _parameters: Any, context: Any, _executemany: bool
+) -> None:
+    dbapi_conn = cursor.connection
+    if dbapi_conn.in_transaction or conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    if _sqlite_opens_write(statement, context):
+        cursor.execute("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
@@ -80,7 +129,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # pysqlite's legacy mode opens the transaction only before INSERT/UPDATE/DELETE, never before a
+            # SAVEPOINT: a savepoint holding the first write was then the whole transaction, its RELEASE
+            # committed it and a later rollback undid nothing. We open the transaction ourselves instead.
+            dbapi_conn.isolation_level = None
 
+        # Where and how (SQLAlchemy's recipe emits a deferred BEGIN when the transaction starts; we do not):
+        # BEGIN IMMEDIATE right before the transaction's first write (or SAVEPOINT, DDL, SELECT ... FOR UPDATE).
+        # - A deferred BEGIN up front gives every request a read snapshot; its first write after another
+        #   connection committed then fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT, which the
+        #   busy timeout does not retry), and nearly every request reads (actor, permissions) before it writes.
+        # - BEGIN IMMEDIATE up front would take the write lock for every session, so page views, GETs and long
+        #   read-only jobs would queue behind each other and behind every writer.
+        # Taking it at the first write waits (busy timeout) instead of failing, and read-only sessions never
+        # take it. Reads before the first write run each on their own snapshot, as under pysqlite's legacy
+        # mode; from the first write on, the transaction sees one consistent database (it holds the lock).
+        event.listen(engine, "before_cursor_execute", _sqlite_begin_before_write)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -102,6 +166,67 @@ def _hold(session: Session, instance: Any) -> None:
     held = session.info.get(HOLD_LOADED)
     if held is not None:
         held.append(instance)
+
+
+_TRANSACTION_HOOKS = "zhengshu.transaction_hooks"
+_JUST_COMMITTED = "zhengshu.just_committed"
+
+
+def after_transaction(
+    session: Session,
+    *,
+    committed: Callable[[], None] | None = None,
+    rolled_back: Callable[[], None] | None = None,
+) -> None:
+    """Follow the current transaction with work outside the database (files): ``committed`` runs once the change
+    is committed for good (the outermost COMMIT, not a savepoint's RELEASE), ``rolled_back`` once it is undone:
+    a rollback of the savepoint it was made in or of any transaction around it, or the session closing
+    without a commit. Each runs at most once; an error in one is logged, never raised (the database has
+    already decided)."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        session.connection()  # nothing has begun the transaction yet: begin it, the hooks follow it
+        transaction = session.get_transaction()
+    assert transaction is not None
+    session.info.setdefault(_TRANSACTION_HOOKS, []).append((transaction, committed, rolled_back))
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    # Fired for a savepoint's RELEASE too, and just before the transaction ends: remember which one committed.
+    if session.info.get(_TRANSACTION_HOOKS):
+        session.info[_JUST_COMMITTED] = session.get_nested_transaction() or session.get_transaction()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_transaction_hooks(session: Session, transaction: SessionTransaction) -> None:
+    hooks = session.info.get(_TRANSACTION_HOOKS)
+    if not hooks:
+        return
+    committed = session.info.pop(_JUST_COMMITTED, None) is transaction
+    if committed and transaction.parent is not None:
+        return  # a savepoint released: the change now shares the fate of the transaction around it
+    due, kept = [], []
+    for hook in hooks:
+        (due if _within(hook[0], transaction) else kept).append(hook)
+    session.info[_TRANSACTION_HOOKS] = kept
+    for _, on_commit, on_rollback in due:
+        action = on_commit if committed else on_rollback
+        if action is None:
+            continue
+        try:
+            action()
+        except Exception:
+            log.exception("after-%s hook failed", "commit" if committed else "rollback")
+
+
+def _within(inner: SessionTransaction, outer: SessionTransaction) -> bool:
+    current: SessionTransaction | None = inner
+    while current is not None:
+        if current is outer:
+            return True
+        current = current.parent
+    return False
 
 
 class Database:

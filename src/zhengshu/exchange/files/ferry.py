@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from zhengshu.audit import service as audit_service
 from zhengshu.core.config import Settings, get_settings
-from zhengshu.core.db import new_id, utcnow
+from zhengshu.core.db import after_transaction, new_id, utcnow
 from zhengshu.core.errors import Conflict, NotFound, ValidationFailed, ZhengshuError
 from zhengshu.core.events import emit
 from zhengshu.exchange.files import nodekeys
@@ -609,8 +609,19 @@ def _move_aside(path: Path, target_root: Path, name: str) -> Path:
     return target
 
 
+def _move_back(moved: Path, original: Path) -> None:
+    """Undo a move into quarantine (the refusal was rolled back); never over a newer entry of the same name."""
+    if not moved.exists() or original.exists():
+        return
+    if moved.is_dir():
+        (moved / "reason.json").unlink(missing_ok=True)
+    shutil.move(str(moved), str(original))
+
+
 def import_bundle(session: Session, *, actor: Actor, path: Path, settings: Settings | None = None) -> ImportResult:
-    """Check one bundle and accept it or quarantine it; never raises for a bad bundle (the ledger says why)."""
+    """Check one bundle and accept it or quarantine it; never raises for a bad bundle (the ledger says why).
+    An accepted bundle leaves the inbox when the caller's transaction commits; if it rolls back, the inbox,
+    the received and the quarantine directories are as they were, and the next run imports the bundle."""
     settings = settings or get_settings()
     authz.ensure(actor, "ferry.operate")
     name = path.name
@@ -632,40 +643,53 @@ def import_bundle(session: Session, *, actor: Actor, path: Path, settings: Setti
         if destination.exists():
             raise _refuse("ferry.replayed", f"接收目录中已有摆渡包 {bundle_id}")
         destination.mkdir(parents=True)
-        for f in extracted:
-            shutil.move(str(f), str(destination / f.name))
-        evidence = destination / ".bundle"
-        evidence.mkdir()
-        shutil.copy2(path / "manifest.json", evidence / "manifest.json")
-        shutil.copy2(path / "manifest.sig", evidence / "manifest.sig")
-        ledger = FerryLedger(
-            direction="import",
-            outcome="imported",
-            bundle_id=bundle_id,
-            accepted_bundle_id=bundle_id,
-            source_node=str(manifest.get("source_node", "")),
-            target_node=settings.node_code,
-            export_id=str(manifest["approval"]["export_id"])[:32],
-            title=str(manifest.get("title", ""))[:200],
-            file_count=len(extracted),
-            total_size=sum(int(f["size"]) for f in manifest["files"]),
-            path=str(destination),
-            actor=actor.username,
-            manifest_sha256=nodekeys.sha256_hex(raw),
-        )
         try:
+            for f in extracted:
+                shutil.move(str(f), str(destination / f.name))
+            evidence = destination / ".bundle"
+            evidence.mkdir()
+            shutil.copy2(path / "manifest.json", evidence / "manifest.json")
+            shutil.copy2(path / "manifest.sig", evidence / "manifest.sig")
+            ledger = FerryLedger(
+                direction="import",
+                outcome="imported",
+                bundle_id=bundle_id,
+                accepted_bundle_id=bundle_id,
+                source_node=str(manifest.get("source_node", "")),
+                target_node=settings.node_code,
+                export_id=str(manifest["approval"]["export_id"])[:32],
+                title=str(manifest.get("title", ""))[:200],
+                file_count=len(extracted),
+                total_size=sum(int(f["size"]) for f in manifest["files"]),
+                path=str(destination),
+                actor=actor.username,
+                manifest_sha256=nodekeys.sha256_hex(raw),
+            )
             with session.begin_nested():
                 session.add(ledger)
                 session.flush()
         except IntegrityError:
             shutil.rmtree(destination, ignore_errors=True)
             raise _refuse("ferry.replayed", f"摆渡包 {bundle_id} 已经导入过，重复导入被拒绝（重放）") from None
-        shutil.rmtree(path, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(destination, ignore_errors=True)
+            raise
+        # The bundle leaves the inbox only once the ledger row is committed; if the transaction rolls back
+        # instead, the received copy goes and the bundle, still in the inbox, is imported by the next run.
+        after_transaction(
+            session,
+            committed=lambda: shutil.rmtree(path, ignore_errors=True),
+            rolled_back=lambda: shutil.rmtree(destination, ignore_errors=True),
+        )
         _audit(session, actor, "ferry.bundle_imported", bundle_id, "success", {"files": len(extracted)})
         emit(session, "ferry.bundle_imported", bundle_id=bundle_id, ledger_id=ledger.id)
         return ImportResult(name, bundle_id, True, "", "", str(destination), ledger.id)
     except BundleRefused as exc:
-        moved = _move_aside(path, quarantine_dir(settings), name) if path.exists() else path
+        moved = path
+        if path.exists():
+            moved = _move_aside(path, quarantine_dir(settings), name)
+            # no ledger row if the transaction rolls back: the bundle goes back to the inbox for the next run
+            after_transaction(session, rolled_back=lambda: _move_back(moved, path))
         if moved.is_dir():
             (moved / "reason.json").write_text(
                 json.dumps({"code": exc.code, "reason": exc.detail, "at": utcnow().isoformat()}, ensure_ascii=False),
