@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from zhengshu.catalog import service as catalog_service
 from zhengshu.catalog.enums import EntryStatus, OpeningType, UpdateCycle
 from zhengshu.catalog.models import CatalogEntry, DataItem, EntryVersion, MountedResource
-from zhengshu.core.db import utcnow
+from zhengshu.core.db import after_transaction, utcnow
 from zhengshu.core.errors import Conflict, ErrorCollector, NotFound, ValidationFailed
 from zhengshu.core.events import emit
 from zhengshu.core.timeutil import local_today
@@ -445,6 +445,8 @@ def _write_version(
     key = next((i.column_name for i in dataset.items if i.is_key), None)
     memory_mb = get_settings().opendata_duckdb_memory_mb
     _write_parquet(pa.RecordBatchReader.from_batches(schema, batches), target, sort_column=key, memory_mb=memory_mb)
+    # a copy whose version is not committed is no copy: its file (and any derived from it) goes with the rollback
+    after_transaction(session, rolled_back=lambda: _remove_version_files(directory, number))
     rows, score = _completeness(target)
     version = OpenDatasetVersion(
         dataset_id=dataset.id,
@@ -473,15 +475,22 @@ def _write_version(
 
 
 def _prune_files(session: Session, dataset: OpenDataset, data_dir: Path) -> None:
-    versions = session.scalars(
-        select(OpenDatasetVersion)
+    """Older copies' files go once the new version is committed (a rollback keeps the copies it still names)."""
+    numbers = session.scalars(
+        select(OpenDatasetVersion.number)
         .where(OpenDatasetVersion.dataset_id == dataset.id)
         .order_by(OpenDatasetVersion.number)
     ).all()
-    for version in list(versions)[:-KEEP_VERSION_FILES]:
-        version_file(data_dir, version).unlink(missing_ok=True)
-        for derived in dataset_dir(data_dir, dataset.id).glob(f"v{version.number}.*"):
-            derived.unlink(missing_ok=True)
+    directory = dataset_dir(data_dir, dataset.id)
+    old = list(numbers)[:-KEEP_VERSION_FILES]
+    if old:
+        after_transaction(session, committed=lambda: [_remove_version_files(directory, n) for n in old])
+
+
+def _remove_version_files(directory: Path, number: int) -> None:
+    """Version ``number``'s copy and the downloads derived from it (``v<N>.parquet``, ``v<N>.csv`` …)."""
+    for path in directory.glob(f"v{number}.*"):
+        path.unlink(missing_ok=True)
 
 
 def get_managed(session: Session, *, actor: Actor, dataset_id: str) -> OpenDataset:
