@@ -233,6 +233,26 @@ def test_rollback_puts_the_clock_back(factory: sessionmaker[Session]) -> None:
     assert clock.year_status(FUTURE) == "provisional"
 
 
+def test_only_a_real_rollback_puts_the_clock_back(factory: sessionmaker[Session]) -> None:
+    """A savepoint released inside a transaction that commits keeps its change; one rolled back undoes only its
+    own; two changes of a year rolled back together end at the state before both."""
+    with factory() as session:
+        with session.begin_nested():
+            service.import_schedule(session, actor=ADMIN, year_in=future_schedule())
+        session.commit()
+    assert clock.year_status(FUTURE) == "official"
+    with factory() as session:
+        service.delete_year(session, actor=ADMIN, year=FUTURE)
+        assert clock.year_status(FUTURE) == "provisional"
+        nested = session.begin_nested()
+        service.import_schedule(session, actor=ADMIN, year_in=future_schedule())
+        nested.rollback()
+        assert clock.year_status(FUTURE) == "provisional"  # back to the outer transaction's state
+        service.import_schedule(session, actor=ADMIN, year_in=future_schedule())
+        session.rollback()
+    assert clock.year_status(FUTURE) == "official"  # before the whole transaction
+
+
 def test_load_schedules_installs_stored_years(factory: sessionmaker[Session]) -> None:
     with factory() as session:
         service.import_schedule(session, actor=ADMIN, year_in=future_schedule())

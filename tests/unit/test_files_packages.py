@@ -372,3 +372,23 @@ def test_large_file_streams_without_reading_it_whole(db: Database, world: World,
         path = files_service.package_dir(package.id, settings) / package.files[0].stored_name
         assert Path(path).stat().st_size == 24 * 1024 * 1024
         assert package.files[0].sha256 == nodekeys.file_digests(path)[1]
+
+
+def test_written_directories_follow_the_transaction_not_its_savepoints(db: Database, tmp_path: Path) -> None:
+    """A package directory written in a transaction that commits stays, even when a savepoint in it (say, the
+    delivery of the request's events) is rolled back; one written inside a savepoint rolled back goes."""
+    kept, dropped, undone = tmp_path / "kept", tmp_path / "dropped", tmp_path / "undone"
+    with db.session() as s:
+        kept.mkdir()
+        files_service.track_written(s, kept)
+        with pytest.raises(RuntimeError), s.begin_nested():
+            dropped.mkdir()
+            files_service.track_written(s, dropped)
+            raise RuntimeError("a consumer failed")
+        assert kept.is_dir() and not dropped.exists()
+    assert kept.is_dir()  # committed
+    with pytest.raises(RuntimeError), db.session() as s:
+        undone.mkdir()
+        files_service.track_written(s, undone)
+        raise RuntimeError("the request failed")
+    assert not undone.exists()

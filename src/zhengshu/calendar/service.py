@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from zhengshu.calendar.models import KIND_HOLIDAY, KIND_WORKDAY, HolidayDay, HolidayYear
@@ -26,7 +26,7 @@ from zhengshu.calendar.schemas import (
     HolidayYearSummary,
 )
 from zhengshu.core import clock
-from zhengshu.core.db import utcnow
+from zhengshu.core.db import after_transaction, utcnow
 from zhengshu.core.errors import ErrorCollector, Forbidden, NotFound
 from zhengshu.core.events import emit
 from zhengshu.security.actor import Actor
@@ -38,8 +38,6 @@ _CSV_HEADER_ZH = ("日期", "类型", "名称")
 _KIND_WORDS = {"holiday": KIND_HOLIDAY, "休": KIND_HOLIDAY, "workday": KIND_WORKDAY, "班": KIND_WORKDAY}
 _DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _STATUS_LABELS = {"official": "正式", "library": "内置", "provisional": "暂定"}
-_UNDO_KEY = "zhengshu.calendar.clock_undo"
-_LISTENING_KEY = "zhengshu.calendar.listening"
 
 
 def _ensure_admin(actor: Actor) -> None:
@@ -91,28 +89,18 @@ def _schedule_from_row(row: HolidayYear) -> clock.YearSchedule:
     )
 
 
-def _on_commit(session: Session) -> None:
-    session.info.pop(_UNDO_KEY, None)
+def _set_clock(session: Session, year: int, schedule: clock.YearSchedule | None) -> None:
+    """Install (or, with None, uninstall) ``year`` now; a rollback (of the transaction, or of the savepoint the
+    change was made in) puts back what was installed before."""
+    previous = clock.installed_schedule(year)
 
-
-def _on_rollback(session: Session) -> None:
-    undo: dict[int, clock.YearSchedule | None] = session.info.pop(_UNDO_KEY, {})
-    for year, previous in undo.items():
+    def undo() -> None:
         if previous is None:
             clock.uninstall_schedule(year)
         else:
             clock.install_schedule(previous)
 
-
-def _set_clock(session: Session, year: int, schedule: clock.YearSchedule | None) -> None:
-    """Install (or, with None, uninstall) ``year`` now, remembering how to undo it on rollback."""
-    undo = session.info.setdefault(_UNDO_KEY, {})
-    if year not in undo:
-        undo[year] = clock.installed_schedule(year)
-    if not session.info.get(_LISTENING_KEY):
-        event.listen(session, "after_commit", _on_commit)
-        event.listen(session, "after_rollback", _on_rollback)
-        session.info[_LISTENING_KEY] = True
+    after_transaction(session, rolled_back=undo)
     if schedule is None:
         clock.uninstall_schedule(year)
     else:

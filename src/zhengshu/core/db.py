@@ -181,8 +181,8 @@ def after_transaction(
     """Follow the current transaction with work outside the database (files): ``committed`` runs once the change
     is committed for good (the outermost COMMIT, not a savepoint's RELEASE), ``rolled_back`` once it is undone:
     a rollback of the savepoint it was made in or of any transaction around it, or the session closing
-    without a commit. Each runs at most once; an error in one is logged, never raised (the database has
-    already decided)."""
+    without a commit. Each runs at most once, ``committed`` ones in the order they were added, ``rolled_back``
+    ones newest first; an error in one is logged, never raised (the database has already decided)."""
     transaction = session.get_nested_transaction() or session.get_transaction()
     if transaction is None:
         session.connection()  # nothing has begun the transaction yet: begin it, the hooks follow it
@@ -210,6 +210,8 @@ def _run_transaction_hooks(session: Session, transaction: SessionTransaction) ->
     for hook in hooks:
         (due if _within(hook[0], transaction) else kept).append(hook)
     session.info[_TRANSACTION_HOOKS] = kept
+    if not committed:
+        due.reverse()  # undo newest first, so several undos of one thing end at its state before them all
     for _, on_commit, on_rollback in due:
         action = on_commit if committed else on_rollback
         if action is None:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from zhengshu.core.config import Settings, get_settings
-from zhengshu.core.db import new_id
+from zhengshu.core.db import after_transaction, new_id
 from zhengshu.core.errors import FieldError, NotFound, ValidationFailed
 from zhengshu.security import filecheck
 from zhengshu.security.actor import Actor
@@ -106,25 +105,10 @@ def folder(objection_id: str, data_dir: Path | None = None) -> Path:
     return root(data_dir) / objection_id
 
 
-_PENDING = "objection_attachment_files"
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-
-
-def _discard(session: Session) -> None:
-    for path in session.info.pop(_PENDING, []):
-        Path(path).unlink(missing_ok=True)
-
-
 def _track(session: Session, path: Path) -> None:
-    """Remember a written file until the transaction ends; a rollback removes it."""
-    if not session.info.get(_PENDING + "_hooked"):
-        event.listen(session, "after_commit", _forget)
-        event.listen(session, "after_rollback", _discard)
-        session.info[_PENDING + "_hooked"] = True
-    session.info.setdefault(_PENDING, []).append(str(path))
+    """A file written in this transaction: a rollback (of the transaction, or of the savepoint it was written
+    in) removes it."""
+    after_transaction(session, rolled_back=lambda: path.unlink(missing_ok=True))
 
 
 def write(session: Session, *, objection_id: str, checked: CheckedFile, data_dir: Path | None) -> str:

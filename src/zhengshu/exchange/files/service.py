@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Select, event, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from zhengshu.audit import service as audit_service
 from zhengshu.core.config import Settings, get_settings
-from zhengshu.core.db import new_id, utcnow
+from zhengshu.core.db import after_transaction, new_id, utcnow
 from zhengshu.core.errors import Conflict, ErrorCollector, NotFound, ValidationFailed, ZhengshuError
 from zhengshu.core.events import emit
 from zhengshu.exchange.files import flows as _flows  # noqa: F401  (registers event consumers)
@@ -67,25 +67,11 @@ def package_dir(package_id: str, settings: Settings | None = None) -> Path:
     return packages_root(settings) / package_id
 
 
-_PENDING = "exchange_package_dirs"
-
-
-def _discard(session: Session) -> None:
-    for path in session.info.pop(_PENDING, []):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-
-
 def track_written(session: Session, path: Path) -> None:
-    """A directory written in this transaction: a rollback removes it, so the disk holds nothing unknown."""
-    if not session.info.get(_PENDING + "_hooked"):
-        event.listen(session, "after_commit", _forget)
-        event.listen(session, "after_rollback", _discard)
-        session.info[_PENDING + "_hooked"] = True
-    session.info.setdefault(_PENDING, []).append(str(path))
+    """A directory written in this transaction: a rollback removes it, so the disk holds nothing unknown. Only
+    a real rollback does (of the transaction, or of the savepoint it was written in), not a savepoint's end
+    inside a transaction that then commits."""
+    after_transaction(session, rolled_back=lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 def archive_limits(settings: Settings) -> filecheck.ArchiveLimits:
