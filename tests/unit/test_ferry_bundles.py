@@ -463,3 +463,26 @@ def test_data_export_carries_only_open_items_masked(internal: Node, external: No
     assert table.column_names == ["统一社会信用代码", "企业名称", "联系电话"]
     row = table.to_pylist()[0]
     assert row["联系电话"] != "13907911234" and row["联系电话"].startswith("139") and row["联系电话"].endswith("1234")
+
+
+def test_a_copy_left_by_an_import_interrupted_before_its_commit_does_not_block_the_bundle(
+    internal: Node, external: Node, world: World
+) -> None:
+    """A process killed between moving the files into the received directory and committing the ledger row left
+    the copy behind; with no import committed, the next run replaces it (it used to refuse the bundle for good)."""
+    bundle = exported(internal, external, world)
+    bundle_id = json.loads((bundle / "manifest.json").read_bytes())["bundle_id"]
+    deliver(bundle, external)
+    leftover = ferry.received_dir(external.settings) / bundle_id
+    leftover.mkdir(parents=True)
+    (leftover / "企业名录.csv").write_bytes(b"half-moved")
+    (leftover / "stray.tmp").write_bytes(b"x")
+    [result] = run_import(external)
+    assert result.accepted, result.reason
+    assert sorted(p.name for p in leftover.iterdir()) == [".bundle", "企业名录.csv", "说明.pdf"]
+    assert (leftover / "企业名录.csv").read_bytes() == CSV
+    assert _import_ledger(external) == [("imported", bundle_id)]
+    deliver(bundle, external, name="again")  # once committed, the same bundle is a replay
+    [again] = run_import(external)
+    assert not again.accepted and again.code == "ferry.replayed"
+    assert (leftover / "企业名录.csv").read_bytes() == CSV

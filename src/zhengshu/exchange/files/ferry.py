@@ -17,6 +17,7 @@ quarantine with ``reason.json``. Both sides write every bundle to the ledger and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -46,6 +47,8 @@ from zhengshu.security import authz, filecheck
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import CryptoError
 from zhengshu.workflow import service as workflow_service
+
+log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "zhengshu-ferry/1"
 NON_CLASSIFIED = "非涉密"
@@ -640,8 +643,34 @@ def import_bundle(session: Session, *, actor: Actor, path: Path, settings: Setti
             raise _refuse("ferry.replayed", f"摆渡包 {bundle_id} 已经导入过，重复导入被拒绝（重放）")
         extracted = _unpack(session, path, manifest, work, settings)
         destination = received_dir(settings) / bundle_id
+        ledger = FerryLedger(
+            direction="import",
+            outcome="imported",
+            bundle_id=bundle_id,
+            accepted_bundle_id=bundle_id,
+            source_node=str(manifest.get("source_node", "")),
+            target_node=settings.node_code,
+            export_id=str(manifest["approval"]["export_id"])[:32],
+            title=str(manifest.get("title", ""))[:200],
+            file_count=len(extracted),
+            total_size=sum(int(f["size"]) for f in manifest["files"]),
+            path=str(destination),
+            actor=actor.username,
+            manifest_sha256=nodekeys.sha256_hex(raw),
+        )
+        # The ledger row first: its unique bundle id makes a second importer of the same bundle wait for this
+        # transaction (and be refused as a replay if it commits), so the received directory is ours from here.
+        try:
+            with session.begin_nested():
+                session.add(ledger)
+                session.flush()
+        except IntegrityError:
+            raise _refuse("ferry.replayed", f"摆渡包 {bundle_id} 已经导入过，重复导入被拒绝（重放）") from None
         if destination.exists():
-            raise _refuse("ferry.replayed", f"接收目录中已有摆渡包 {bundle_id}")
+            # no import of this bundle was committed: a copy left by one interrupted between its move and its
+            # commit (a crash), which must not block the bundle for good
+            log.warning("ferry: removing the received copy an interrupted import of %s left behind", bundle_id)
+            shutil.rmtree(destination)
         destination.mkdir(parents=True)
         try:
             for f in extracted:
@@ -650,27 +679,6 @@ def import_bundle(session: Session, *, actor: Actor, path: Path, settings: Setti
             evidence.mkdir()
             shutil.copy2(path / "manifest.json", evidence / "manifest.json")
             shutil.copy2(path / "manifest.sig", evidence / "manifest.sig")
-            ledger = FerryLedger(
-                direction="import",
-                outcome="imported",
-                bundle_id=bundle_id,
-                accepted_bundle_id=bundle_id,
-                source_node=str(manifest.get("source_node", "")),
-                target_node=settings.node_code,
-                export_id=str(manifest["approval"]["export_id"])[:32],
-                title=str(manifest.get("title", ""))[:200],
-                file_count=len(extracted),
-                total_size=sum(int(f["size"]) for f in manifest["files"]),
-                path=str(destination),
-                actor=actor.username,
-                manifest_sha256=nodekeys.sha256_hex(raw),
-            )
-            with session.begin_nested():
-                session.add(ledger)
-                session.flush()
-        except IntegrityError:
-            shutil.rmtree(destination, ignore_errors=True)
-            raise _refuse("ferry.replayed", f"摆渡包 {bundle_id} 已经导入过，重复导入被拒绝（重放）") from None
         except BaseException:
             shutil.rmtree(destination, ignore_errors=True)
             raise
