@@ -46,6 +46,9 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         db = Database(f"sqlite:///{path}")
     Base.metadata.create_all(db.engine)
     yield db
+    from zhengshu.audit import sealing
+
+    sealing.wait_idle(30)
     if BACKEND == "postgresql":
         with db.engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -54,8 +57,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 def _clear(db: Database) -> None:
     """Empty every table. The audit tables are append-only by trigger: drop the triggers, wipe, reinstall."""
+    from zhengshu.audit import sealing
     from zhengshu.audit.models import APPEND_ONLY_DDL, HEAD_DDL
 
+    sealing.wait_idle(30)  # the previous test's after-commit sealer must not race the wipe (deadlocks on PG)
     dialect = db.engine.dialect.name
     with db.engine.begin() as conn:
         if dialect == "postgresql":

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from zhengshu.audit import sealing
 from zhengshu.audit import service as audit_service
-from zhengshu.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from zhengshu.audit.models import GENESIS_HASH, AuditChain, AuditHead, AuditPending, AuditRecord
 from zhengshu.audit.schemas import AuditRecordRead, VerifyReportRead
 from zhengshu.core.db import Database
 from zhengshu.security.actor import Actor, Role
 from zhengshu.security.crypto import sm3_hex
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-TABLES = [AuditHead.__table__, AuditRecord.__table__]
+TABLES = [AuditPending.__table__, AuditChain.__table__, AuditHead.__table__, AuditRecord.__table__]
 
 ZHANG = Actor(
     user_id="u-zhang",
@@ -37,6 +39,8 @@ ADMIN = Actor(user_id="u-admin", username="admin", display_name="管理员", org
 # Trigger names per dialect, to remove them where a test plays the attacker with DBA rights.
 UPDATE_TRIGGER = {"sqlite": "audit_record_no_update", "postgresql": "audit_record_no_update_delete"}
 DELETE_TRIGGER = {"sqlite": "audit_record_no_delete", "postgresql": "audit_record_no_update_delete"}
+CHAIN_UPDATE_TRIGGER = {"sqlite": "audit_chain_no_update", "postgresql": "audit_chain_no_update_delete"}
+CHAIN_DELETE_TRIGGER = {"sqlite": "audit_chain_no_delete", "postgresql": "audit_chain_no_update_delete"}
 
 
 def _postgres_available() -> bool:
@@ -50,6 +54,12 @@ def _postgres_available() -> bool:
     return True
 
 
+@pytest.fixture
+def no_background_seal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that look at records before they are sealed: only explicit seals."""
+    monkeypatch.setattr(sealing, "AFTER_COMMIT", False)
+
+
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
@@ -58,6 +68,7 @@ def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
         database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
         _create_tables(database)
         yield database
+        sealing.wait_idle(30)  # the after-commit sealer runs in a thread: let it finish first
         database.dispose()
         return
     if not _postgres_available():
@@ -71,6 +82,7 @@ def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
         _create_tables(database)
         yield database
     finally:
+        sealing.wait_idle(30)
         database.dispose()
         with admin_engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -85,10 +97,10 @@ def _dialect(database: Database) -> str:
     return database.engine.dialect.name
 
 
-def _drop_trigger(database: Database, name: str) -> None:
+def _drop_trigger(database: Database, name: str, table: str = "audit_record") -> None:
     sql = f"DROP TRIGGER {name}"
     if _dialect(database) == "postgresql":
-        sql += " ON audit_record"
+        sql += f" ON {table}"
     with database.engine.begin() as conn:
         conn.execute(text(sql))
 
@@ -129,9 +141,18 @@ def _set_detail(database: Database, seq: int, detail: dict, *, new_hash: str | N
         conn.execute(text(sql + " WHERE seq = :s"), params)
 
 
-def _verify(database: Database) -> audit_service.VerifyReport:
+def _verify(database: Database, **kwargs: object) -> audit_service.VerifyReport:
     with database.session() as session:
-        return audit_service.verify(session)
+        return audit_service.verify(session, **kwargs)  # type: ignore[arg-type]
+
+
+def _seal(database: Database) -> int:
+    return audit_service.seal(database.engine, wait=True) or 0
+
+
+def _links(database: Database) -> list[AuditChain]:
+    with database.session() as session:
+        return list(session.query(AuditChain).order_by(AuditChain.position))
 
 
 # --- appending and a sound chain ------------------------------------------------------------------------
@@ -139,21 +160,34 @@ def _verify(database: Database) -> audit_service.VerifyReport:
 
 def test_chain_of_records_verifies(db: Database) -> None:
     made = _fill(db, 6)
+    _seal(db)
     with db.session() as session:
         rows = session.query(AuditRecord).order_by(AuditRecord.seq).all()
-        assert [r.seq for r in rows] == [1, 2, 3, 4, 5, 6]
-        assert rows[0].prev_hash == GENESIS_HASH
-        for prev, cur in itertools.pairwise(rows):
-            assert cur.prev_hash == prev.hash
-        # The stored row hashes to its hash: SM3 over the canonical JSON of every other field.
+        assert [r.seq for r in rows] == [m.seq for m in made]
+        assert [r.seq for r in rows] == sorted(r.seq for r in rows) and len(set(r.seq for r in rows)) == 6
+        # The stored row hashes to its hash: SM3 over the canonical JSON of its content (no seq, no link).
         for row in rows:
+            assert row.prev_hash == ""
             body = {c: getattr(row, c) for c in audit_service.HASHED_FIELDS}
             body["at"] = row.at.astimezone(UTC).isoformat(timespec="microseconds")
             canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
             assert sm3_hex(canonical) == row.hash
         assert [r.hash for r in rows] == [m.hash for m in made]
+        links = session.query(AuditChain).order_by(AuditChain.position).all()
+        assert [link.position for link in links] == [1, 2, 3, 4, 5, 6]
+        assert [link.record_seq for link in links] == [r.seq for r in rows]
+        assert [link.record_hash for link in links] == [r.hash for r in rows]
+        assert links[0].prev_hash == GENESIS_HASH
+        for prev, cur in itertools.pairwise(links):
+            assert cur.prev_hash == prev.hash
+        for link in links:
+            body = {c: getattr(link, c) for c in audit_service.LINK_FIELDS}
+            body["sealed_at"] = link.sealed_at.astimezone(UTC).isoformat(timespec="microseconds")
+            canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            assert sm3_hex(canonical) == link.hash
         head = session.get(AuditHead, 1)
-        assert head is not None and (head.last_seq, head.last_hash) == (6, rows[-1].hash)
+        assert head is not None and (head.last_seq, head.last_hash) == (6, links[-1].hash)
+        assert session.query(AuditPending).count() == 0
 
     calls: list[tuple[int, int]] = []
     with db.session() as session:
@@ -166,6 +200,7 @@ def test_chain_of_records_verifies(db: Database) -> None:
 def test_empty_log_verifies(db: Database) -> None:
     report = _verify(db)
     assert report.ok and report.checked == 0
+    assert _seal(db) == 0
 
 
 def test_record_fields(db: Database) -> None:
@@ -198,40 +233,85 @@ def test_record_fields(db: Database) -> None:
     # Non-JSON values are stored as what JSON gives back, so the hash survives the round trip.
     assert second.detail == {"when": "2026-11-27", "items": ["姓名", "身份证号"]}
     assert (anonymous.actor_username, anonymous.actor_user_id) == ("anonymous", None)
+    assert first.seq < second.seq < anonymous.seq
     read = AuditRecordRead.model_validate(second)
-    assert read.seq == 2 and read.target_id == "e1" and read.detail["items"] == ["姓名", "身份证号"]
+    assert read.seq == second.seq and read.target_id == "e1" and read.detail["items"] == ["姓名", "身份证号"]
+    assert read.prev_hash == ""
     assert _verify(db).ok
 
 
-def test_chain_continues_across_transactions_of_one_session(db: Database) -> None:
-    # Database sessions keep objects after commit (expire_on_commit=False); the head must be re-read.
-    session_a = db.session_factory()
-    session_b = db.session_factory()
+def test_record_waits_for_the_commit_to_be_sealed(db: Database, no_background_seal: None) -> None:
+    session = db.session_factory()
     try:
-        audit_service.record(session_a, actor=ZHANG, action="a.one")
-        session_a.commit()
-        # Keep session A's head object alive (the identity map only holds weak references).
-        head_in_a = session_a.get(AuditHead, 1)
-        assert head_in_a is not None and head_in_a.last_seq == 1
-        audit_service.record(session_b, actor=LI, action="b.one")
-        session_b.commit()
-        third = audit_service.record(session_a, actor=ZHANG, action="a.two")
-        session_a.commit()
-        assert third.seq == 3
+        mine = audit_service.record(session, actor=ZHANG, action="a.one")
+        if _dialect(db) == "postgresql":  # (SQLite's sealer would wait for this transaction's write lock)
+            assert _seal(db) == 0  # not committed: nothing to seal, nothing waits for this transaction
+        session.commit()
     finally:
-        session_a.close()
-        session_b.close()
-    assert _verify(db).ok
+        session.close()
+    with db.session() as s:
+        assert s.scalars(select(AuditPending.seq)).all() == [mine.seq]
+    assert _seal(db) == 1
+    assert [(link.position, link.record_seq) for link in _links(db)] == [(1, mine.seq)]
+    assert _seal(db) == 0  # sealing twice links nothing twice
+    assert _verify(db).checked == 1
 
 
-def test_rolled_back_record_leaves_no_gap(db: Database) -> None:
-    _fill(db, 2)
+def test_records_are_sealed_in_commit_order(db: Database, no_background_seal: None) -> None:
+    if _dialect(db) != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time: a second transaction cannot write meanwhile")
+    early, late = db.session_factory(), db.session_factory()
+    try:
+        first = audit_service.record(early, actor=ZHANG, action="a.early")
+        # no head lock in the request: another transaction appends and commits while the first is open
+        late.execute(text("SET LOCAL lock_timeout = '5s'"))
+        second = audit_service.record(late, actor=LI, action="b.late")
+        late.commit()
+        assert first.seq < second.seq
+        assert _seal(db) == 1  # the open transaction's record is not visible, so not sealed
+        early.commit()
+    finally:
+        early.close()
+        late.close()
+    assert _seal(db) == 1
+    assert [link.record_seq for link in _links(db)] == [second.seq, first.seq]
+    assert _verify(db) == audit_service.VerifyReport(True, 2)
+
+
+def test_sealing_after_commit_runs_in_the_background(db: Database) -> None:
+    made = _fill(db, 3)
+    assert sealing.wait_idle(10)
+    assert [link.record_seq for link in _links(db)] == [m.seq for m in made]
+    assert _verify(db, seal_first=False).checked == 3
+
+
+def test_the_background_seal_follows_the_real_commit_not_a_savepoints_release(db: Database) -> None:
+    """A request delivers its events in a savepoint after writing its audit record; that savepoint's RELEASE is
+    not the commit, and the seal it would start then could not see the record yet."""
+    with db.session() as session:
+        made = audit_service.record(session, actor=ZHANG, action="catalog.entry.update")
+        with session.begin_nested():
+            pass  # released, still inside the transaction
+        assert sealing.wait_idle(10) and _links(db) == []  # nothing was sealed or scheduled before the commit
+    assert sealing.wait_idle(10)
+    assert [link.record_seq for link in _links(db)] == [made.seq]
+
+
+def test_rolled_back_record_is_never_sealed(db: Database) -> None:
+    kept = _fill(db, 2)
     with pytest.raises(RuntimeError), db.session() as session:
-        audit_service.record(session, actor=ZHANG, action="catalog.entry.update")
+        lost = audit_service.record(session, actor=ZHANG, action="catalog.entry.update")
         raise RuntimeError("the action failed")
     with db.session() as session:
-        assert audit_service.record(session, actor=ZHANG, action="catalog.entry.update").seq == 3
-    assert _verify(db).checked == 3
+        after = audit_service.record(session, actor=ZHANG, action="catalog.entry.update")
+    _seal(db)
+    sealed = [link.record_seq for link in _links(db)]
+    assert sealed == [kept[0].seq, kept[1].seq, after.seq]
+    with db.session() as session:
+        assert session.get(AuditRecord, lost.seq) is None or lost.seq == after.seq  # SQLite reuses the rowid
+        assert session.get(AuditRecord, after.seq).action == "catalog.entry.update"  # type: ignore[union-attr]
+    report = _verify(db)
+    assert report.ok and report.checked == 3
 
 
 def test_missing_head_row_is_created(db: Database) -> None:
@@ -243,55 +323,150 @@ def test_missing_head_row_is_created(db: Database) -> None:
             conn.execute(text("DROP TRIGGER audit_head_no_delete"))
         conn.execute(text("DELETE FROM audit_head"))
     with db.session() as session:
-        assert audit_service.record(session, actor=ZHANG, action="auth.login").seq == 1
-    assert _verify(db).ok
+        audit_service.record(session, actor=ZHANG, action="auth.login")
+    report = _verify(db)
+    assert report.ok and report.checked == 1
 
 
 # --- tampering is detected ------------------------------------------------------------------------------
 
 
+def _sealed(database: Database, count: int = 5) -> list[AuditRecord]:
+    made = _fill(database, count)
+    _seal(database)
+    assert [link.record_seq for link in _links(database)] == [m.seq for m in made]
+    return made
+
+
 def test_changed_detail_is_detected_at_its_seq(db: Database) -> None:
-    _fill(db, 5)
+    made = _sealed(db)
     _drop_trigger(db, UPDATE_TRIGGER[_dialect(db)])
-    _set_detail(db, 3, {"字段": "法定代表人"})
+    _set_detail(db, made[2].seq, {"字段": "法定代表人"})
     report = _verify(db)
     assert not report.ok
-    assert report.first_bad_seq == 3
-    assert report.reason == "第 3 条记录内容与哈希不符"
+    assert report.first_bad_seq == made[2].seq
+    assert report.reason == f"第 {made[2].seq} 条记录内容与哈希不符"
     assert report.checked == 3
 
 
-def test_rehashed_record_is_detected_at_the_next_link(db: Database) -> None:
-    _fill(db, 5)
+def test_rehashed_record_is_detected_against_its_link(db: Database) -> None:
+    made = _sealed(db)
     _drop_trigger(db, UPDATE_TRIGGER[_dialect(db)])
     with db.session() as session:
-        row = session.get(AuditRecord, 3)
+        row = session.get(AuditRecord, made[2].seq)
         assert row is not None
-        forged = {c: getattr(row, c) for c in audit_service.HASHED_FIELDS} | {"detail": {"forged": 1}}
-    _set_detail(db, 3, {"forged": 1}, new_hash=audit_service.record_hash(forged))
+        forged = {c: getattr(row, c) for c in (*audit_service.HASHED_FIELDS, "prev_hash")} | {"detail": {"forged": 1}}
+    _set_detail(db, made[2].seq, {"forged": 1}, new_hash=audit_service.record_hash(forged))
     report = _verify(db)
-    assert (report.ok, report.first_bad_seq) == (False, 4)
-    assert report.reason == "第 4 条记录的前序哈希不连续"
+    assert (report.ok, report.first_bad_seq, report.checked) == (False, made[2].seq, 3)
+    assert report.reason == f"第 {made[2].seq} 条记录的哈希与封链时记载的不符"
 
 
 def test_deleted_middle_record_is_detected(db: Database) -> None:
-    _fill(db, 5)
+    made = _sealed(db)
     _drop_trigger(db, DELETE_TRIGGER[_dialect(db)])
     with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_record WHERE seq = 3"))
+        conn.execute(text("DELETE FROM audit_record WHERE seq = :s"), {"s": made[2].seq})
     report = _verify(db)
-    assert (report.ok, report.first_bad_seq, report.checked) == (False, 3, 2)
-    assert report.reason == "记录序号不连续（缺少第 3 条）"
+    assert (report.ok, report.first_bad_seq, report.checked) == (False, made[2].seq, 3)
+    assert report.reason.startswith(f"第 {made[2].seq} 条记录已不存在")
 
 
-def test_deleted_last_record_is_detected_through_the_head(db: Database) -> None:
-    _fill(db, 5)
+def test_deleted_record_and_its_link_are_detected(db: Database) -> None:
+    made = _sealed(db)
+    _drop_trigger(db, DELETE_TRIGGER[_dialect(db)])
+    _drop_trigger(db, CHAIN_DELETE_TRIGGER[_dialect(db)], "audit_chain")
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_chain WHERE position = 3"))
+        conn.execute(text("DELETE FROM audit_record WHERE seq = :s"), {"s": made[2].seq})
+    report = _verify(db)
+    assert (report.ok, report.checked) == (False, 2)
+    assert report.reason == "审计链不连续（缺少第 3 个链节，其记录可能已被删除）"
+
+
+def test_truncated_end_is_detected_through_the_head(db: Database) -> None:
+    made = _sealed(db)
+    _drop_trigger(db, DELETE_TRIGGER[_dialect(db)])
+    _drop_trigger(db, CHAIN_DELETE_TRIGGER[_dialect(db)], "audit_chain")
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_chain WHERE position >= 4"))
+        conn.execute(text("DELETE FROM audit_record WHERE seq >= :s"), {"s": made[3].seq})
+    report = _verify(db)
+    assert (report.ok, report.first_bad_seq, report.checked) == (False, None, 3)
+    assert "第 5 个链节" in report.reason and "只到第 3 个" in report.reason and "末尾" in report.reason
+
+
+def test_truncated_link_alone_is_detected_even_after_resealing(db: Database) -> None:
+    # The record stays and is queued again by nobody; remove the last link only, then append more.
+    _sealed(db)
+    _drop_trigger(db, CHAIN_DELETE_TRIGGER[_dialect(db)], "audit_chain")
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_chain WHERE position = 5"))
+    assert "末尾" in _verify(db).reason
+    _fill(db, 1)
+    _seal(db)  # the sealer continues from the head (position 6), so the hole stays visible
+    report = _verify(db)
+    assert not report.ok and report.reason == "审计链不连续（缺少第 5 个链节，其记录可能已被删除）"
+
+
+def test_changed_link_is_detected(db: Database) -> None:
+    made = _sealed(db)
+    _drop_trigger(db, CHAIN_UPDATE_TRIGGER[_dialect(db)], "audit_chain")
+    with db.engine.begin() as conn:
+        # point link 2 at record 4: the link's own hash no longer matches
+        conn.execute(text("UPDATE audit_chain SET record_seq = -1 WHERE position = 4"))
+        conn.execute(text("UPDATE audit_chain SET record_seq = :r WHERE position = 2"), {"r": made[3].seq})
+    report = _verify(db)
+    assert (report.ok, report.checked, report.first_bad_seq) == (False, 2, made[3].seq)
+    assert report.reason == f"审计链第 2 个链节（第 {made[3].seq} 条记录）内容与哈希不符"
+
+
+def test_rehashed_link_is_detected_at_the_next_link(db: Database) -> None:
+    made = _sealed(db)
+    _drop_trigger(db, CHAIN_UPDATE_TRIGGER[_dialect(db)], "audit_chain")
+    # a self-consistent rewrite of link 2 (another sealing time, hash recomputed) breaks link 3
+    link = _links(db)[1]
+    forged_at = link.sealed_at - timedelta(days=1)
+    fields = {c: getattr(link, c) for c in audit_service.LINK_FIELDS} | {"sealed_at": forged_at}
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(AuditChain)
+            .where(AuditChain.position == 2)
+            .values(sealed_at=forged_at, hash=audit_service.link_hash(fields))
+        )
+    report = _verify(db)
+    assert (report.ok, report.checked, report.first_bad_seq) == (False, 3, made[2].seq)
+    assert report.reason == f"审计链第 3 个链节（第 {made[2].seq} 条记录）的前序哈希不连续"
+
+
+def test_unsealed_records_are_reported(db: Database, no_background_seal: None) -> None:
+    made = _fill(db, 2)
+    # sealed records are fine; fresh unsealed ones are not a finding yet
+    assert _verify(db, seal_first=False) == audit_service.VerifyReport(True, 0)
+    report = _verify(db, seal_first=False, unsealed_after=timedelta(0))
+    assert (report.ok, report.unsealed, report.first_bad_seq) == (False, 2, made[0].seq)
+    assert report.reason.startswith("未封链记录：有 2 条记录超过 0 秒仍未封链")
+    # the usual verify seals first
+    assert _verify(db, unsealed_after=timedelta(0)) == audit_service.VerifyReport(True, 2)
+
+
+def test_unqueued_record_is_reported_unsealed(db: Database, no_background_seal: None) -> None:
+    made = _fill(db, 3)
+    with db.engine.begin() as conn:  # an attacker empties the queue before the sealer runs
+        conn.execute(text("DELETE FROM audit_pending WHERE seq = :s"), {"s": made[1].seq})
+    report = _verify(db, unsealed_after=timedelta(0))
+    assert (report.ok, report.unsealed, report.first_bad_seq) == (False, 1, made[1].seq)
+    assert report.checked == 2 and "未封链记录" in report.reason
+
+
+def test_record_deleted_before_sealing_is_detected(db: Database, no_background_seal: None) -> None:
+    made = _fill(db, 3)
     _drop_trigger(db, DELETE_TRIGGER[_dialect(db)])
     with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_record WHERE seq = 5"))
+        conn.execute(text("DELETE FROM audit_record WHERE seq = :s"), {"s": made[1].seq})
     report = _verify(db)
-    assert (report.ok, report.first_bad_seq, report.checked) == (False, 5, 4)
-    assert "第 5 条" in report.reason and "末尾" in report.reason
+    assert (report.ok, report.first_bad_seq, report.checked) == (False, made[1].seq, 2)
+    assert report.reason == f"第 {made[1].seq} 条记录在封链前已被删除（待封链队列中仍有它）"
 
 
 def test_verify_streams_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,23 +479,47 @@ def test_verify_streams_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch
     assert calls == [(3, 8), (6, 8), (8, 8)]
 
 
+def test_sealing_goes_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch, no_background_seal: None) -> None:
+    monkeypatch.setattr(audit_service, "SEAL_BATCH", 3)
+    _fill(db, 7)
+    with db.engine.begin() as conn:
+        assert audit_service.seal_batch(conn) == 3
+    assert _seal(db) == 4
+    assert [link.position for link in _links(db)] == list(range(1, 8))
+    assert _verify(db).checked == 7
+
+
+def test_verify_seals_inside_a_sqlite_write_transaction(db: Database, no_background_seal: None) -> None:
+    # The caller's transaction holds SQLite's write lock: sealing on another connection would wait for it.
+    _fill(db, 2)
+    with db.session() as session:
+        audit_service.record(session, actor=ZHANG, action="auth.login")
+        report = audit_service.verify(session)
+    # SQLite seals within the caller's transaction, its own record included; PostgreSQL on a connection of
+    # its own, which cannot see the uncommitted record yet
+    assert report == audit_service.VerifyReport(True, 3 if _dialect(db) == "sqlite" else 2)
+    assert _verify(db).checked == 3
+
+
 # --- the database itself refuses changes ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "sql",
     [
-        "UPDATE audit_record SET action = 'auth.logout' WHERE seq = 2",
+        "UPDATE audit_record SET action = 'auth.logout'",
         "UPDATE audit_record SET outcome = 'success'",
-        "DELETE FROM audit_record WHERE seq = 2",
+        "DELETE FROM audit_record WHERE action = 'catalog.entry.update'",
         "DELETE FROM audit_record",
+        "UPDATE audit_chain SET record_hash = 'x' WHERE position = 2",
+        "DELETE FROM audit_chain WHERE position = 3",
         "DELETE FROM audit_head",
         "UPDATE audit_head SET last_seq = 2, last_hash = 'x' WHERE id = 1",
-        "UPDATE audit_head SET last_seq = last_seq + 2 WHERE id = 1",
+        "UPDATE audit_head SET last_hash = 'x' WHERE id = 1",
     ],
 )
 def test_triggers_refuse_update_and_delete(db: Database, sql: str) -> None:
-    _fill(db, 3)
+    _sealed(db, 3)
     with pytest.raises(DBAPIError) as caught, db.engine.begin() as conn:
         conn.execute(text(sql))
     assert "append-only" in str(caught.value) or "forward" in str(caught.value)
@@ -331,22 +530,22 @@ def test_triggers_refuse_update_and_delete(db: Database, sql: str) -> None:
 def test_truncate_is_refused_on_postgresql(db: Database) -> None:
     if _dialect(db) != "postgresql":
         pytest.skip("SQLite has no TRUNCATE")
-    _fill(db, 2)
-    for table in ("audit_record", "audit_head"):
+    _sealed(db, 2)
+    for table in ("audit_record", "audit_chain", "audit_head"):
         with pytest.raises(DBAPIError), db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {table}"))
     assert _verify(db).checked == 2
 
 
 def test_orm_changes_are_refused(db: Database) -> None:
-    _fill(db, 2)
+    made = _sealed(db, 2)
     with pytest.raises(DBAPIError), db.session() as session:
-        row = session.get(AuditRecord, 1)
+        row = session.get(AuditRecord, made[0].seq)
         assert row is not None
         row.detail = {"changed": True}
         session.flush()
     with pytest.raises(DBAPIError), db.session() as session:
-        session.delete(session.get(AuditRecord, 2))
+        session.delete(session.get(AuditRecord, made[1].seq))
         session.flush()
     assert _verify(db).ok
 
@@ -354,26 +553,53 @@ def test_orm_changes_are_refused(db: Database) -> None:
 # --- concurrency -----------------------------------------------------------------------------------------
 
 
-def test_concurrent_appenders_do_not_fork_the_chain(db: Database) -> None:
+def test_concurrent_appenders_and_sealers_lose_nothing(db: Database) -> None:
     errors: list[BaseException] = []
-    per_thread = 8
+    committed: list[int] = []
+    rolled_back: list[int] = []
+    lock = threading.Lock()
+    per_thread = 12
+    threads_n = 8 if _dialect(db) == "postgresql" else 4
 
     def worker(n: int) -> None:
+        rng = random.Random(n)
         try:
             for i in range(per_thread):
-                with db.session() as session:
-                    audit_service.record(session, actor=ZHANG, action=f"test.concurrent.{n}.{i}")
+                session = db.session_factory()
+                try:
+                    made = [
+                        audit_service.record(session, actor=ZHANG, action=f"test.concurrent.{n}.{i}.{k}")
+                        for k in range(rng.randint(1, 3))
+                    ]
+                    if rng.random() < 0.2:
+                        session.rollback()
+                        with lock:
+                            rolled_back.extend(m.seq for m in made)
+                    else:
+                        session.commit()
+                        with lock:
+                            committed.extend(m.seq for m in made)
+                finally:
+                    session.close()
+                if rng.random() < 0.3:  # more sealers than the background one, in parallel
+                    audit_service.seal(db.engine)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
     report = _verify(db)
-    assert report.ok and report.checked == 4 * per_thread
+    assert report.ok and report.checked == len(committed)
+    sealed = [link.record_seq for link in _links(db)]
+    assert sorted(sealed) == sorted(committed) and len(set(sealed)) == len(sealed)
+    if _dialect(db) == "postgresql":  # SQLite hands a rolled-back rowid out again
+        assert not set(rolled_back) & set(sealed)
+    with db.session() as session:
+        assert session.query(AuditPending).count() == 0
 
 
 # --- search ----------------------------------------------------------------------------------------------
@@ -423,3 +649,15 @@ def test_search_scopes_and_filters(db: Database) -> None:
         assert len(audit_service.search(session, actor=ADMIN, since=now - timedelta(minutes=5))) == 6
         assert audit_service.search(session, actor=ADMIN, since=now + timedelta(minutes=5)) == []
         assert audit_service.search(session, actor=ADMIN, until=now - timedelta(minutes=5)) == []
+
+
+def test_the_minute_job_seals_what_is_left(
+    db: Database, monkeypatch: pytest.MonkeyPatch, no_background_seal: None
+) -> None:
+    from zhengshu import jobs
+
+    monkeypatch.setattr(jobs, "_database", lambda: db)
+    made = _fill(db, 3)
+    assert jobs.seal_audit_records.call_local() == 3
+    assert [link.record_seq for link in _links(db)] == [m.seq for m in made]
+    assert jobs.seal_audit_records.call_local() == 0

@@ -1,31 +1,46 @@
-"""Append to, verify and search the tamper-evident audit log."""
+"""Append to, seal, verify and search the tamper-evident audit log.
+
+``record`` only inserts (no lock in the caller's transaction); ``seal`` links committed records into the
+chain afterwards, one sealer at a time; ``verify`` seals what is waiting, then walks the chain.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from zhengshu.audit.models import GENESIS_HASH, AuditHead, AuditRecord
+from zhengshu.audit import sealing
+from zhengshu.audit.models import GENESIS_HASH, AuditChain, AuditHead, AuditPending, AuditRecord
 from zhengshu.core.db import utcnow
 from zhengshu.security.actor import Actor
 from zhengshu.security.crypto import sm3_hex
 
+log = logging.getLogger(__name__)
+
 OUTCOMES = ("success", "failure")
 HEAD_ID = 1
 VERIFY_BATCH = 2000
+SEAL_BATCH = 500
 MAX_SEARCH_LIMIT = 200
+# verify() reports records still unsealed this long after they were written (sealing normally follows the
+# commit within milliseconds; the minute job is the backstop).
+UNSEALED_GRACE = timedelta(minutes=5)
+# High 32 bits of the sealer's advisory lock key; the low 32 bits are audit_head's oid, so every schema of a
+# database has its own sealer lock.
+SEAL_LOCK_NAMESPACE = 0x5A53_4144  # "ZSAD"
 
-# Every field except ``hash`` enters the hash, in this fixed set; adding a column means adding it here.
+# The content of a record: every column except seq, prev_hash and hash. Adding a column means adding it here.
 HASHED_FIELDS = (
-    "seq",
     "at",
     "actor_user_id",
     "actor_username",
@@ -37,8 +52,10 @@ HASHED_FIELDS = (
     "target_id",
     "outcome",
     "detail",
-    "prev_hash",
 )
+# Records written before migration 0004 were chained in the record itself: their hash covers these.
+LEGACY_HASHED_FIELDS = ("seq", *HASHED_FIELDS, "prev_hash")
+LINK_FIELDS = ("position", "record_seq", "record_hash", "prev_hash", "sealed_at")
 
 
 def _canonical_at(value: datetime) -> str:
@@ -47,15 +64,25 @@ def _canonical_at(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical_json(fields: Mapping[str, Any]) -> str:
-    """The exact text that is hashed: sorted keys, no spaces, UTF-8 characters kept, UTC times."""
-    body = {name: fields[name] for name in HASHED_FIELDS}
-    body["at"] = _canonical_at(body["at"])
+def _canonical(body: dict[str, Any], time_field: str) -> str:
+    body[time_field] = _canonical_at(body[time_field])
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical_json(fields: Mapping[str, Any]) -> str:
+    """The exact text that is hashed: sorted keys, no spaces, UTF-8 characters kept, UTC times. A record
+    with a ``prev_hash`` is a chained record from before 0004 and hashes as it did then."""
+    names = LEGACY_HASHED_FIELDS if fields.get("prev_hash") else HASHED_FIELDS
+    return _canonical({name: fields[name] for name in names}, "at")
 
 
 def record_hash(fields: Mapping[str, Any]) -> str:
     return sm3_hex(canonical_json(fields))
+
+
+def link_hash(fields: Mapping[str, Any]) -> str:
+    """SM3 of a chain link: which record (seq and content hash) sits at which position after which link."""
+    return sm3_hex(_canonical({name: fields[name] for name in LINK_FIELDS}, "sealed_at"))
 
 
 def _normalize_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
@@ -67,34 +94,6 @@ def _normalize_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(normalized, dict):
         raise TypeError("detail must be a dict")
     return normalized
-
-
-def _insert_head_if_missing(session: Session, dialect: str) -> None:
-    values = {"id": HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
-    if dialect == "postgresql":
-        stmt: Any = pg_insert(AuditHead).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(AuditHead).values(values).on_conflict_do_nothing()
-    else:
-        stmt = insert(AuditHead).values(values)
-    session.execute(stmt)
-
-
-def _lock_head(session: Session) -> tuple[int, str]:
-    """(last_seq, last_hash) of the head row, locked so that no other transaction appends until this one
-    ends. Read as a plain row: no ORM object, so nothing stale can come from an earlier transaction."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        # SQLite has no row locks and pysqlite opens the transaction lazily: take the database write lock
-        # now (a no-op UPDATE waits for it), so the head read next cannot be stale.
-        session.execute(text("UPDATE audit_head SET last_hash = last_hash WHERE 1 = 0"))
-    stmt = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID).with_for_update()
-    head = session.execute(stmt).first()
-    if head is None:
-        # Tables created without the seed row (e.g. by hand); tolerate a concurrent creator.
-        _insert_head_if_missing(session, dialect)
-        head = session.execute(stmt).one()
-    return int(head[0]), str(head[1])
 
 
 def record(
@@ -114,18 +113,14 @@ def record(
     Record failures too (``outcome="failure"``); the caller must then commit the audit record even though
     the action itself was rolled back, e.g. by recording in a separate session.
 
-    The head row stays locked until the transaction ends, so what runs between the lock and the commit
-    bounds the whole platform's write rate: the caller's pending changes are flushed before the lock is
-    taken, and the append is one statement on PostgreSQL (head update and insert together).
+    One INSERT and no lock: the record carries the hash of its own content, a trigger queues it for
+    sealing, and the session schedules a seal once its transaction commits (``audit.sealing``).
     """
     if not action:
         raise ValueError("action is required")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-    session.flush()  # the caller's writes go before the lock, not while it is held
-    last_seq, last_hash = _lock_head(session)
     fields: dict[str, Any] = {
-        "seq": last_seq + 1,
         "at": utcnow(),
         "actor_user_id": actor.user_id if actor else None,
         "actor_username": actor.username if actor else "anonymous",
@@ -137,18 +132,127 @@ def record(
         "target_id": str(target_id),
         "outcome": outcome,
         "detail": _normalize_detail(detail),
-        "prev_hash": last_hash,
+        "prev_hash": "",
     }
     digest = record_hash(fields)
-    move_head = update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=fields["seq"], last_hash=digest)
-    append = insert(AuditRecord).values(**fields, hash=digest)
-    if session.get_bind().dialect.name == "postgresql":
-        # one round trip while the head is locked: the head moves in a data-modifying CTE of the insert
-        session.execute(append.add_cte(move_head.cte("audit_head_moved")))
+    # a Core insert of the table: none of the ORM's per-statement work on every audited request
+    table = AuditRecord.__table__
+    seq = session.execute(insert(table).values(**fields, hash=digest).returning(table.c.seq)).scalar_one()
+    sealing.mark(session)
+    return AuditRecord(seq=seq, **fields, hash=digest)
+
+
+# ---- sealing ----------------------------------------------------------------------------------------------
+
+
+def _insert_head_if_missing(conn: Connection) -> None:
+    values = {"id": HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = pg_insert(AuditHead).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(AuditHead).values(values).on_conflict_do_nothing()
     else:
-        session.execute(move_head)
-        session.execute(append)
-    return AuditRecord(**fields, hash=digest)
+        stmt = insert(AuditHead).values(values)
+    conn.execute(stmt)
+
+
+def _take_sealer_lock(conn: Connection, *, wait: bool) -> bool:
+    """Only one sealer at a time. PostgreSQL: a transaction-scoped advisory lock (``wait=False`` gives up at
+    once when another sealer holds it). SQLite: the database's write lock, taken by a no-op UPDATE, since
+    pysqlite opens the transaction lazily and the head read next must not be stale."""
+    if conn.dialect.name == "postgresql":
+        key = "(CAST(:ns AS bigint) << 32) | CAST(CAST(CAST('audit_head' AS regclass) AS oid) AS bigint)"
+        if wait:
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({key})"), {"ns": SEAL_LOCK_NAMESPACE})
+            return True
+        return bool(
+            conn.execute(text(f"SELECT pg_try_advisory_xact_lock({key})"), {"ns": SEAL_LOCK_NAMESPACE}).scalar()
+        )
+    conn.execute(text("UPDATE audit_head SET last_hash = last_hash WHERE 1 = 0"))
+    return True
+
+
+def seal_batch(conn: Connection, *, wait: bool = False) -> int | None:
+    """Link up to ``SEAL_BATCH`` committed, unsealed records into the chain in the caller's transaction on
+    ``conn``; the number linked, or None when another sealer holds the lock (``wait=False``)."""
+    if not _take_sealer_lock(conn, wait=wait):
+        return None
+    head_stmt = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID).with_for_update()
+    head = conn.execute(head_stmt).first()
+    if head is None:  # tables created without the seed row (e.g. by hand)
+        _insert_head_if_missing(conn)
+        head = conn.execute(head_stmt).one()
+    # A queued seq whose record is gone stays queued: verify() reports it.
+    waiting = conn.execute(
+        select(AuditPending.seq, AuditRecord.hash)
+        .join(AuditRecord, AuditRecord.seq == AuditPending.seq)
+        .order_by(AuditPending.seq)
+        .limit(SEAL_BATCH)
+    ).all()
+    if not waiting:
+        return 0
+    position, prev = int(head[0]), str(head[1])
+    sealed_at = utcnow()
+    links: list[dict[str, Any]] = []
+    for seq, digest in waiting:
+        position += 1
+        link = {
+            "position": position,
+            "record_seq": seq,
+            "record_hash": digest,
+            "prev_hash": prev,
+            "sealed_at": sealed_at,
+        }
+        prev = link["hash"] = link_hash(link)
+        links.append(link)
+    conn.execute(insert(AuditChain), links)
+    conn.execute(delete(AuditPending).where(AuditPending.seq.in_([seq for seq, _ in waiting])))
+    conn.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=position, last_hash=prev))
+    return len(links)
+
+
+def seal(engine: Engine, *, wait: bool = False) -> int | None:
+    """Seal every committed record waiting, a transaction per batch (the sealer lock is released between
+    batches). Returns how many were sealed, or None when another sealer was at work (``wait=False``)."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            done = seal_batch(conn, wait=wait)
+        if done is None:
+            return total or None
+        total += done
+        if done < SEAL_BATCH:
+            return total
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
+def _seal_before_verify(session: Session) -> None:
+    engine = _engine_of(session)
+    if engine.dialect.name == "sqlite" and session.in_transaction():
+        dbapi_conn: Any = session.connection().connection.dbapi_connection
+        if getattr(dbapi_conn, "in_transaction", False):
+            # This connection may hold SQLite's write lock: a second one would wait for it. Seal in here.
+            try:
+                with session.begin_nested():
+                    conn = session.connection()
+                    while (seal_batch(conn, wait=True) or 0) >= SEAL_BATCH:
+                        pass
+            except SQLAlchemyError:
+                log.warning("audit: could not seal before verifying", exc_info=True)
+            return
+    try:
+        seal(engine, wait=True)
+    except SQLAlchemyError:
+        # best effort: what stays unsealed too long is reported by verify
+        log.warning("audit: could not seal before verifying", exc_info=True)
+
+
+# ---- verification -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -157,62 +261,112 @@ class VerifyReport:
     checked: int
     first_bad_seq: int | None = None
     reason: str = ""
+    unsealed: int = 0
 
 
-def verify(session: Session, *, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Walk the whole chain in seq order and report the first record that breaks it.
+def _unsealed_findings(session: Session, older_than: timedelta, checked: int) -> VerifyReport | None:
+    # a queued seq without its record: the record was removed before it could be sealed
+    orphan = session.execute(
+        select(func.min(AuditPending.seq)).where(~exists().where(AuditRecord.seq == AuditPending.seq))
+    ).scalar()
+    if orphan is not None:
+        return VerifyReport(False, checked, orphan, f"第 {orphan} 条记录在封链前已被删除（待封链队列中仍有它）")
+    cutoff = utcnow() - older_than
+    count, first = session.execute(
+        select(func.count(), func.min(AuditRecord.seq)).where(
+            AuditRecord.at < cutoff, ~exists().where(AuditChain.record_seq == AuditRecord.seq)
+        )
+    ).one()
+    if count:
+        seconds = int(older_than.total_seconds())
+        reason = f"未封链记录：有 {count} 条记录超过 {seconds} 秒仍未封链（最早为第 {first} 条），未受哈希链保护"
+        return VerifyReport(False, checked, first, reason, unsealed=count)
+    return None
 
-    Reads the head first and checks records up to it, so appends committed while the walk runs do not
-    count as tampering. Streams rows in batches; memory stays flat on millions of records.
+
+def verify(
+    session: Session,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    seal_first: bool = True,
+    unsealed_after: timedelta = UNSEALED_GRACE,
+) -> VerifyReport:
+    """Seal what is waiting (``seal_first``), then walk the chain link by link and report the first
+    problem: a changed, removed or re-hashed record, a changed or removed link, links missing at the end,
+    and records left unsealed longer than ``unsealed_after``.
+
+    Reads the head first and checks links up to it, so seals committed while the walk runs do not count as
+    tampering. Streams rows in batches; memory stays flat on millions of records.
     """
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if head is not None:
-        head_seq, head_hash = head.last_seq, head.last_hash
-        stmt = select(*AuditRecord.__table__.c).where(AuditRecord.seq <= head_seq)
-        total = head_seq
-    else:
-        head_seq, head_hash = None, None
-        stmt = select(*AuditRecord.__table__.c)
-        total = session.execute(select(func.count()).select_from(AuditRecord)).scalar_one()
+    if seal_first:
+        _seal_before_verify(session)
+    head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID)).first()
+    if head is None:
+        if session.execute(select(exists().where(AuditChain.position > 0))).scalar():
+            return VerifyReport(False, 0, None, "缺少审计链头记录，无法确认末尾记录是否完整")
+        return _unsealed_findings(session, unsealed_after, 0) or VerifyReport(True, 0)
+    head_position, head_hash = int(head[0]), str(head[1])
 
-    expected_seq, expected_prev, checked = 1, GENESIS_HASH, 0
+    record_columns = [c for c in AuditRecord.__table__.c if c.name not in ("seq", "prev_hash", "hash")]
+    stmt = (
+        select(
+            *AuditChain.__table__.c,
+            AuditRecord.seq.label("r_seq"),
+            AuditRecord.prev_hash.label("r_prev_hash"),
+            AuditRecord.hash.label("r_hash"),
+            *record_columns,
+        )
+        .outerjoin(AuditRecord, AuditRecord.seq == AuditChain.record_seq)
+        .where(AuditChain.position <= head_position)
+        .order_by(AuditChain.position)
+        .execution_options(yield_per=VERIFY_BATCH)
+    )
+    expected_position, expected_prev, legacy_prev, checked = 1, GENESIS_HASH, GENESIS_HASH, 0
     # Plain rows, not ORM objects: no identity map to grow, and far less work per row.
-    rows = session.execute(stmt.order_by(AuditRecord.seq).execution_options(yield_per=VERIFY_BATCH))
+    rows = session.execute(stmt)
     try:
         for row in rows.mappings():
-            seq = row["seq"]
-            if seq != expected_seq:
-                return VerifyReport(False, checked, expected_seq, f"记录序号不连续（缺少第 {expected_seq} 条）")
+            position, seq = row["position"], row["record_seq"]
+            if position != expected_position:
+                return VerifyReport(
+                    False, checked, None, f"审计链不连续（缺少第 {expected_position} 个链节，其记录可能已被删除）"
+                )
             checked += 1
-            if record_hash(row) != row["hash"]:
-                return VerifyReport(False, checked, seq, f"第 {seq} 条记录内容与哈希不符")
+            link = f"审计链第 {position} 个链节（第 {seq} 条记录）"
+            if link_hash(row) != row["hash"]:
+                return VerifyReport(False, checked, seq, f"{link}内容与哈希不符")
             if row["prev_hash"] != expected_prev:
-                return VerifyReport(False, checked, seq, f"第 {seq} 条记录的前序哈希不连续")
-            expected_seq, expected_prev = seq + 1, row["hash"]
+                return VerifyReport(False, checked, seq, f"{link}的前序哈希不连续")
+            if row["r_seq"] is None:
+                return VerifyReport(False, checked, seq, f"第 {seq} 条记录已不存在（{link}记载了它，可能已被删除）")
+            fields = {**row, "seq": seq, "prev_hash": row["r_prev_hash"]}
+            if record_hash(fields) != row["r_hash"]:
+                return VerifyReport(False, checked, seq, f"第 {seq} 条记录内容与哈希不符")
+            if row["r_hash"] != row["record_hash"]:
+                return VerifyReport(False, checked, seq, f"第 {seq} 条记录的哈希与封链时记载的不符")
+            if row["r_prev_hash"]:  # chained before 0004: its own link to the previous record still holds
+                if row["r_prev_hash"] != legacy_prev:
+                    return VerifyReport(False, checked, seq, f"第 {seq} 条记录的前序哈希不连续")
+                legacy_prev = row["r_hash"]
+            expected_position, expected_prev = position + 1, row["hash"]
             if progress is not None and checked % VERIFY_BATCH == 0:
-                progress(checked, total)
+                progress(checked, head_position)
     finally:
         rows.close()
 
-    last_seq = expected_seq - 1
+    last_position = expected_position - 1
     if progress is not None:
-        progress(checked, total)
-    if head_seq is None:
-        if checked:
-            return VerifyReport(False, checked, 1, "缺少审计链头记录，无法确认末尾记录是否完整")
-        return VerifyReport(True, 0)
-    if head_seq != last_seq:
+        progress(checked, head_position)
+    if head_position != last_position:
         return VerifyReport(
             False,
             checked,
-            last_seq + 1,
-            f"审计链头记载最后一条为第 {head_seq} 条，实际只到第 {last_seq} 条（末尾记录可能已被删除）",
+            None,
+            f"审计链头记载最后为第 {head_position} 个链节，实际只到第 {last_position} 个（末尾记录可能已被删除）",
         )
     if head_hash != expected_prev:
-        return VerifyReport(False, checked, last_seq, f"审计链头哈希与第 {last_seq} 条记录不符")
-    return VerifyReport(True, checked)
+        return VerifyReport(False, checked, None, f"审计链头哈希与第 {last_position} 个链节不符")
+    return _unsealed_findings(session, unsealed_after, checked) or VerifyReport(True, checked)
 
 
 def search(
