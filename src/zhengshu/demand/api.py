@@ -88,7 +88,8 @@ def list_applications(
 )
 def create_application(session: DbSession, actor: CurrentActor, body: ApplicationIn) -> dict[str, Any]:
     app = applications.create(session, actor=actor, application_in=body)
-    return applications.to_read(session, app, actor=actor)
+    # a new application has no authorizations yet (they come with compliance and the provider's decision)
+    return applications.to_read(session, app, actor=actor, authorization_ids=[])
 
 
 @router.get(

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from zhengshu.catalog import service as catalog_service
 from zhengshu.catalog.enums import EntryStatus, SharingType
@@ -44,11 +44,16 @@ MAX_PERIOD_DAYS = authorizations.MAX_PERIOD_DAYS
 # ---- lookups ----------------------------------------------------------------------------------------------
 
 
-def get(session: Session, *, actor: Actor, application_id: str, for_update: bool = False) -> DataApplication:
+def get(
+    session: Session, *, actor: Actor, application_id: str, for_update: bool = False, with_items: bool = False
+) -> DataApplication:
+    """``with_items``: the items come in the same query (a step reads them all)."""
     stmt = select(DataApplication).where(DataApplication.id == application_id)
+    if with_items:
+        stmt = stmt.options(joinedload(DataApplication.items))
     if for_update:
-        stmt = stmt.with_for_update(of=DataApplication)
-    app = session.scalars(stmt).first()
+        stmt = stmt.with_for_update(of=DataApplication)  # the application's row only, not its items'
+    app = session.scalars(stmt).unique().first()
     if app is None or not authz.allowed(actor, "application.view", app):
         raise NotFound("未找到该共享申请", code="application.not_found")
     return app
@@ -56,6 +61,20 @@ def get(session: Session, *, actor: Actor, application_id: str, for_update: bool
 
 def ticket_of(session: Session, app: DataApplication) -> Ticket:
     ticket = session.get(Ticket, app.ticket_id) if app.ticket_id else None
+    if ticket is None:
+        raise Conflict("该申请没有办理流程", code="application.no_ticket")
+    return ticket
+
+
+def ticket_with_history(session: Session, app: DataApplication) -> Ticket:
+    """The application's ticket and its history in one query (a step appends to the history)."""
+    ticket = (
+        session.scalars(select(Ticket).where(Ticket.id == app.ticket_id).options(joinedload(Ticket.events)))
+        .unique()
+        .first()
+        if app.ticket_id
+        else None
+    )
     if ticket is None:
         raise Conflict("该申请没有办理流程", code="application.no_ticket")
     return ticket
@@ -335,7 +354,7 @@ def create(
             )
         )
     app.ticket_id = new_id()  # named now, so the application is inserted with it (no update after)
-    session.add(app)  # inserted with the ticket, in open_ticket's flush
+    session.add(app)  # inserted with the ticket, in the flush below
     ticket = workflow.open_ticket(
         session,
         actor=actor,
@@ -349,10 +368,11 @@ def create(
         data={"entry_id": entry.id, "provider_org_id": entry.provider_org_id},
         today=today,
         ticket_id=app.ticket_id,
+        flush=False,
     )
     app.state = ticket.state
-    session.flush()
     emit(session, "application.submitted", application_id=app.id, entry_id=entry.id)
+    session.flush()  # the application, its items, the ticket and both events in one flush
     return app
 
 
@@ -402,13 +422,13 @@ def _ensure_open(app: DataApplication) -> None:
 
 
 def _load(session: Session, actor: Actor, application_id: str, action: str) -> DataApplication:
-    app = get(session, actor=actor, application_id=application_id, for_update=True)
+    # every step reads the items and moves the ticket: loaded before anything changes (the items with the
+    # locked row, the ticket with its history, two queries), so no read in the middle of the step flushes part
+    # of it early and the step's writes go out together
+    app = get(session, actor=actor, application_id=application_id, for_update=True, with_items=True)
     authz.ensure(actor, action, app)
     _ensure_open(app)
-    # every step reads the items and moves the ticket: loaded before anything changes, so no read in the
-    # middle of the step flushes part of it early and the step's writes go out together
-    app.items  # noqa: B018
-    ticket_of(session, app).events  # noqa: B018
+    ticket_with_history(session, app)
     return app
 
 
@@ -893,7 +913,16 @@ def to_summary(app: DataApplication, ticket: Ticket | None) -> dict[str, Any]:
     }
 
 
-def to_read(session: Session, app: DataApplication, *, actor: Actor, today: date | None = None) -> dict[str, Any]:
+def to_read(
+    session: Session,
+    app: DataApplication,
+    *,
+    actor: Actor,
+    today: date | None = None,
+    authorization_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """The application as the API returns it. ``authorization_ids`` when the caller knows them (a new
+    application has none), saving the query."""
     ticket = ticket_of(session, app)
     data = to_summary(app, ticket)
     data.update(
@@ -926,7 +955,11 @@ def to_read(session: Session, app: DataApplication, *, actor: Actor, today: date
             }
             for i in app.items
         ],
-        authorization_ids=authorizations.ids_for_application(session, application_id=app.id),
+        authorization_ids=(
+            authorization_ids
+            if authorization_ids is not None
+            else authorizations.ids_for_application(session, application_id=app.id)
+        ),
         actions=available_actions(actor, app, today=today),
         timeline=list(ticket.events),
     )

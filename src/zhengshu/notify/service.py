@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from zhengshu.core.db import utcnow
+from zhengshu.core.db import new_id, utcnow
 from zhengshu.core.errors import NotFound
 from zhengshu.core.events import OutboxEvent, consumer, emit
 from zhengshu.notify.channels import channels
@@ -55,6 +55,7 @@ def notify(
     if org_id is None and user_id is None:
         raise ValueError("a notification needs an organization or a user")
     notification = Notification(
+        id=new_id(),  # named now: no flush per notification, they go out in one batched insert
         org_id=org_id,
         user_id=user_id,
         roles=_role_text(roles) if user_id is None else "",
@@ -65,7 +66,6 @@ def notify(
         created_at=utcnow(),
     )
     session.add(notification)
-    session.flush()
     emit(session, "notification.created", notification_id=notification.id)
     return notification
 

@@ -206,7 +206,7 @@ def create_objection(
         attachments=read_uploads(attachments, settings),
         settings=settings,
     )
-    return objection_service.to_read(session, obj, actor=actor)
+    return objection_service.to_read(session, obj, actor=actor, just_raised=True)
 
 
 @router.get("/{objection_id}", response_model=ObjectionRead, summary="异议详情（含办理时间线、附件、标注与更正）")

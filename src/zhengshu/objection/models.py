@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from zhengshu.catalog.models import CatalogEntry
 from zhengshu.core.db import Base, IdMixin, TimestampMixin, utcnow
 from zhengshu.org.models import Organization
+from zhengshu.workflow.models import Ticket
 
 
 class Objection(IdMixin, TimestampMixin, Base):
@@ -82,6 +83,9 @@ class Objection(IdMixin, TimestampMixin, Base):
     attachments: Mapped[list[ObjectionAttachment]] = relationship(
         back_populates="objection", order_by="ObjectionAttachment.created_at", cascade="all, delete-orphan"
     )
+    # Never loaded (reading it raises; use service.ticket_of): it only tells the flush that the ticket row goes
+    # in before the objection naming it, so both are inserted in one flush with ``ticket_id`` set (no update).
+    ticket_row: Mapped[Ticket | None] = relationship(lazy="raise", foreign_keys=[ticket_id])
 
     @property
     def is_open(self) -> bool:

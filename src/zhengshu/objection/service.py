@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from zhengshu.catalog import service as catalog_service
 from zhengshu.catalog.enums import EntryStatus
@@ -73,12 +73,17 @@ def get(session: Session, *, actor: Actor, objection_id: str) -> Objection:
 
 def _locked(session: Session, *, actor: Actor, objection_id: str) -> Objection:
     """Load for a change: the row is locked (PostgreSQL) so concurrent decisions queue instead of racing."""
-    obj = session.scalars(
-        select(Objection)
-        .where(Objection.id == objection_id)
-        .with_for_update(of=Objection)
-        .execution_options(populate_existing=True)
-    ).first()
+    obj = (
+        session.scalars(
+            select(Objection)
+            .where(Objection.id == objection_id)
+            .options(joinedload(Objection.attachments))  # the read model lists them: no query of their own
+            .with_for_update(of=Objection)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .first()
+    )
     if obj is None or not authz.allowed(actor, "objection.view", obj):
         raise NotFound("未找到该数据异议", code="objection.not_found")
     return obj
@@ -91,6 +96,28 @@ def ticket_of(session: Session, obj: Objection, *, refresh: bool = True) -> Tick
     if ticket is None:
         raise Conflict("该异议缺少办理流程记录，请联系平台管理员", code="objection.no_ticket")
     return ticket
+
+
+def tickets_with_history(session: Session, objs: Sequence[Objection]) -> dict[str, Ticket]:
+    """The tickets of ``objs`` (by objection id) re-read with their histories, in one query: a change reads
+    them after locking the objections, and appends to the histories."""
+    ids = [o.ticket_id for o in objs if o.ticket_id]
+    found: dict[str, Ticket] = {}
+    if ids:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.id.in_(ids))
+            .options(joinedload(Ticket.events))
+            .execution_options(populate_existing=True)
+        )
+        found = {t.id: t for t in session.scalars(stmt).unique()}
+    tickets = {}
+    for o in objs:
+        ticket = found.get(o.ticket_id) if o.ticket_id else None
+        if ticket is None:
+            raise Conflict("该异议缺少办理流程记录，请联系平台管理员", code="objection.no_ticket")
+        tickets[o.id] = ticket
+    return tickets
 
 
 def group_members(session: Session, obj: Objection, *, states: Sequence[str] | None = None) -> list[Objection]:
@@ -327,7 +354,13 @@ def raise_objection(
         assigned_on=leader.assigned_on if leader else today,
     )
     obj.group_id = leader.group_id if leader else obj.id
-    session.add(obj)  # inserted with the ticket, in open_ticket's flush
+    # read before anything is added: the query's autoflush then writes nothing, and the request's rows go
+    # out together in the one flush below (a new group has no flag yet)
+    flag = _open_flag(session, obj.group_id) if leader is not None else None
+    obj.ticket_id = new_id()  # named now, so the objection is inserted with it (no update after)
+    if not checked:
+        obj.attachments = []  # known empty: the read model does not query for them
+    session.add(obj)
 
     # a joining member counts its limit from the group's, so the group keeps one due date
     counts_from = leader_ticket.state_entered_on if leader_ticket is not None else today
@@ -343,18 +376,15 @@ def raise_objection(
         comment=objection_in.description,
         data={"group_id": obj.group_id, "kind": obj.kind, "source": source},
         today=counts_from if leader is not None and leader.state == wf.RAISED else today,
+        ticket_id=obj.ticket_id,
+        flush=False,
     )
-    obj.ticket_id = ticket.id
     if leader is not None and leader_ticket is not None and leader.state != wf.RAISED:
         _follow_leader(session, obj=obj, ticket=ticket, leader=leader, leader_ticket=leader_ticket)
     obj.answer_due_on = leader.answer_due_on if leader is not None else ticket.due_on
     obj.state = ticket.state
-    if checked:
-        files.store(session, actor=actor, objection=obj, files=checked, data_dir=settings.data_dir)
-    flag = _open_flag(session, obj.group_id)
     if flag is not None:
         _add_to_flag(flag, obj)
-    session.flush()
     emit(
         session,
         "objection.raised",
@@ -364,6 +394,9 @@ def raise_objection(
         joined=leader is not None,
         source=source,
     )
+    if checked:
+        files.store(session, actor=actor, objection=obj, files=checked, data_dir=settings.data_dir)
+    session.flush()  # the objection, its ticket, flag and events in one flush
     return obj
 
 
@@ -380,6 +413,7 @@ def _follow_leader(
             name="accept",
             comment=note,
             today=leader_ticket.state_entered_on,
+            flush=False,  # written with the new member, in raise_objection's flush
         )
     elif leader.state == wf.ESCALATED:
         workflow.transition(
@@ -390,6 +424,7 @@ def _follow_leader(
             comment=note,
             assignee_org_id=leader_ticket.assignee_org_id,
             today=leader_ticket.state_entered_on,
+            flush=False,
         )
         obj.escalated = True
 
@@ -634,20 +669,30 @@ def _lock_for_group(
     objection itself if it is not one of them. Every group action takes its locks in this one order, so two
     deciders on one group queue instead of deadlocking (each holding its own objection while waiting for the
     other's). Returns the objection (fresh) and the members, the objection first."""
-    obj = get(session, actor=actor, objection_id=objection_id)
-    members = group_members(session, obj, states=sorted(wf.MACHINE.transitions[name].sources))
-    if all(m.id != obj.id for m in members):
+    # the group found and its members locked in one query (the group id read by a subquery)
+    group_id = select(Objection.group_id).where(Objection.id == objection_id).scalar_subquery()
+    members = list(
+        session.scalars(
+            select(Objection)
+            .where(Objection.group_id == group_id, Objection.state.in_(sorted(wf.MACHINE.transitions[name].sources)))
+            .options(joinedload(Objection.attachments))  # the read model lists them: no query of their own
+            .with_for_update(of=Objection)
+            .execution_options(populate_existing=True)
+            .order_by(Objection.created_at, Objection.id)
+        ).unique()
+    )
+    obj = next((m for m in members if m.id == objection_id), None)
+    if obj is None:
         obj = _locked(session, actor=actor, objection_id=objection_id)  # its current state, for the refusal
+    elif not authz.allowed(actor, "objection.view", obj):
+        raise NotFound("未找到该数据异议", code="objection.not_found")
     return obj, sorted(members, key=lambda m: m.id != obj.id)
 
 
 def _tickets_of(session: Session, members: Sequence[Objection]) -> dict[str, Ticket]:
     """The members' tickets with their histories, read before the action changes anything: a read after a
     change would flush it early, and the request's writes could no longer go out together."""
-    tickets = {m.id: ticket_of(session, m) for m in members}
-    for ticket in tickets.values():
-        ticket.events  # noqa: B018  (loaded now, see above)
-    return tickets
+    return tickets_with_history(session, members)
 
 
 def _objector_side(obj: Objection) -> str | None:
@@ -668,9 +713,9 @@ def accept(
     for m in members:
         ticket = tickets[m.id]
         _move(session, actor=actor, obj=m, name="accept", comment=comment, today=ticket.state_entered_on, ticket=ticket)
-    session.flush()
     for m in members:
         emit(session, "objection.accepted", objection_id=m.id, group_id=m.group_id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -731,9 +776,9 @@ def answer(
             today=today,
             ticket=tickets[m.id],
         )
-    session.flush()
     for m in members:
         emit(session, "objection.answered", objection_id=m.id, group_id=m.group_id, resolution=answer_in.resolution)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -771,9 +816,9 @@ def forward(
         m.assigned_on = today
         m.answer_due_on = ticket.due_on
         m.escalated = False  # a new handler, a new limit
-    session.flush()
     for m in members:
         emit(session, "objection.forwarded", objection_id=m.id, group_id=m.group_id, to_org_id=target.id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -791,9 +836,9 @@ def urge(
         )
         m.answer_due_on = ticket.due_on
     _flag(session, actor=actor, leader=_leader(session, obj), members=members)
-    session.flush()
     for m in members:
         emit(session, "objection.urged", objection_id=m.id, group_id=m.group_id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -804,10 +849,11 @@ def confirm(
     obj = _locked(session, actor=actor, objection_id=objection_id)
     authz.ensure(actor, "objection.confirm", obj)
     _ensure_can(obj, "confirm")
-    _move(session, actor=actor, obj=obj, name="confirm", comment=comment, today=today)
+    ticket = tickets_with_history(session, [obj])[obj.id]
+    _move(session, actor=actor, obj=obj, name="confirm", comment=comment, today=today, ticket=ticket)
     _close_flag_when_done(session, obj.group_id, "异议已办结")
-    session.flush()
     emit(session, "objection.confirmed", objection_id=obj.id, group_id=obj.group_id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -822,11 +868,19 @@ def dispute(session: Session, *, actor: Actor, objection_id: str, reason: str, t
     _ensure_can(obj, "dispute")
     if obj.authority_org_id is None:
         raise Conflict("未找到负责仲裁的数据主管部门，请联系平台管理员", code="objection.no_authority")
+    ticket = tickets_with_history(session, [obj])[obj.id]
     _move(
-        session, actor=actor, obj=obj, name="dispute", comment=reason, assignee_org_id=obj.authority_org_id, today=today
+        session,
+        actor=actor,
+        obj=obj,
+        name="dispute",
+        comment=reason,
+        assignee_org_id=obj.authority_org_id,
+        today=today,
+        ticket=ticket,
     )
-    session.flush()
     emit(session, "objection.disputed", objection_id=obj.id, group_id=obj.group_id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -873,9 +927,9 @@ def arbitrate(
             today=today,
         )
     _close_flag_when_done(session, obj.group_id, f"数据主管部门已裁定：{label}")
-    session.flush()
     for m in members:
         emit(session, "objection.arbitrated", objection_id=m.id, group_id=m.group_id, decision=arbitrate_in.decision)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -885,10 +939,11 @@ def withdraw(
     obj = _locked(session, actor=actor, objection_id=objection_id)
     authz.ensure(actor, "objection.withdraw", obj)
     _ensure_can(obj, "withdraw")
-    _move(session, actor=actor, obj=obj, name="withdraw", comment=reason, today=today)
+    ticket = tickets_with_history(session, [obj])[obj.id]
+    _move(session, actor=actor, obj=obj, name="withdraw", comment=reason, today=today, ticket=ticket)
     _close_flag_when_done(session, obj.group_id, "异议已撤回")
-    session.flush()
     emit(session, "objection.withdrawn", objection_id=obj.id, group_id=obj.group_id)
+    session.flush()  # the step's rows and its events in one flush
     return obj
 
 
@@ -1154,7 +1209,12 @@ def correction_read(c: Correction) -> dict[str, Any]:
     return data
 
 
-def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str = "/api/v1") -> dict[str, Any]:
+def to_read(
+    session: Session, obj: Objection, *, actor: Actor, url_prefix: str = "/api/v1", just_raised: bool = False
+) -> dict[str, Any]:
+    """The objection as the API returns it. ``just_raised``: raised in this transaction; when it also leads
+    its group, the group is new (only it, no flag, no correction yet) and those are not queried."""
+    new_group = just_raised and obj.group_id == obj.id
     ticket = ticket_of(session, obj, refresh=False)
     data = to_summary(obj, ticket)
     data.update(
@@ -1177,7 +1237,7 @@ def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str =
         decision_label=DECISION_LABELS.get(obj.decision) if obj.decision else None,
         decision_note=obj.decision_note,
         closed_at=obj.closed_at,
-        group_members=group_member_ids(session, obj),
+        group_members=[obj.id] if new_group else group_member_ids(session, obj),
         actions=available_actions(actor, obj),
         attachments=[
             {
@@ -1189,8 +1249,10 @@ def to_read(session: Session, obj: Objection, *, actor: Actor, url_prefix: str =
             for a in obj.attachments
         ],
         timeline=list(ticket.events),  # the relationship is ordered by time, like timeline(); loaded once
-        flags=group_flags(session, obj),
-        corrections=[
+        flags=[] if new_group else group_flags(session, obj),
+        corrections=[]
+        if new_group
+        else [
             correction_read(c)
             for c in session.scalars(
                 select(Correction).where(Correction.group_id == obj.group_id).order_by(Correction.created_at)

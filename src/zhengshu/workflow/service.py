@@ -95,10 +95,12 @@ def open_ticket(
     today: date | None = None,
     due_on: date | None = None,
     ticket_id: str | None = None,
+    flush: bool = True,
 ) -> Ticket:
     """Open a ticket; its due date comes from the state's SLA in working days, or ``due_on`` when the limit
     is a calendar date (the annual re-check). ``ticket_id`` lets the subject name its ticket before either is
-    written (one insert each, no update afterwards)."""
+    written (one insert each, no update afterwards); ``flush=False`` leaves the writes to the caller's next
+    flush, as for :func:`transition`."""
     machine = get_machine(kind)
     ticket = Ticket(
         id=ticket_id or new_id(),
@@ -118,7 +120,8 @@ def open_ticket(
         ticket.due_on = due_on
     _event(ticket, actor, "open", "创建", from_state=None, to_state=ticket.state, comment=comment)
     session.add(ticket)
-    session.flush()
+    if flush:
+        session.flush()
     emit(session, "ticket.opened", ticket_id=ticket.id, kind=kind, state=ticket.state)
     return ticket
 
