@@ -71,3 +71,32 @@ def test_an_open_transaction_that_bumped_does_not_block_another(db: Database) ->
     holder.commit()
     holder.close()
     assert _generation(db) == start + 2
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="row locks: PostgreSQL")
+def test_the_first_two_bumps_of_a_fresh_database_do_not_collide(db: Database) -> None:
+    """Both find no row; the second waits for the first's insert and then moves the counter on (it used to
+    insert too and fail on the key, sending that request's events to a retry)."""
+    with db.session() as s:
+        s.execute(text("DELETE FROM gateway_generation"))
+    holder = db.session_factory()
+    gw_service.bump_generation(holder)
+    gw_service._write_bump(holder)  # what the holder's commit will write, written now: its insert is pending
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            with db.session() as s:
+                s.execute(text("SET LOCAL lock_timeout = '10s'"))
+                gw_service.bump_generation(s)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(0.5)  # it now waits on the holder's row
+    holder.commit()
+    holder.close()
+    thread.join(30)
+    assert not thread.is_alive() and not errors, errors
+    assert _generation(db) == 2

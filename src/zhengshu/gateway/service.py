@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, event, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from zhengshu.catalog import service as catalog_service
@@ -50,14 +52,28 @@ def _notify_local(session: Session) -> None:
 def _write_bump(session: Session) -> None:
     if session.info.pop(_PENDING, None) is not session.get_transaction():
         return  # no bump asked, or asked in a transaction that was rolled back
-    changed = session.execute(
-        update(GatewayGeneration)
-        .where(GatewayGeneration.id == 1)
-        .values(value=GatewayGeneration.value + 1, changed_at=utcnow())
-    )
-    if not changed.rowcount:  # type: ignore[attr-defined]
-        session.add(GatewayGeneration(id=1, value=1, changed_at=utcnow()))
-        session.flush()
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        # one upsert: the first bumps of a fresh database no longer race to insert the row (a unique violation
+        # that sent the request's events to a retry)
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(GatewayGeneration).values(id=1, value=1, changed_at=now)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[GatewayGeneration.id],
+                set_={"value": GatewayGeneration.value + 1, "changed_at": now},
+            )
+        )
+    else:
+        changed = session.execute(
+            update(GatewayGeneration)
+            .where(GatewayGeneration.id == 1)
+            .values(value=GatewayGeneration.value + 1, changed_at=now)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            session.add(GatewayGeneration(id=1, value=1, changed_at=now))
+            session.flush()
     event.listen(session, "after_commit", _notify_local, once=True)
 
 
@@ -65,8 +81,8 @@ def bump_generation(session: Session) -> None:
     """Mark what the gateway serves as changed, when this transaction commits.
 
     The counter is one row for the whole platform, so it is written just before the commit: its lock is held
-    for the commit only, not while the rest of the transaction runs (and waits, say, for the audit chain's
-    head). Under load, granting authorizations queued on this row when it was updated at the grant."""
+    for the commit only, not while the rest of the transaction runs. Under load, granting authorizations
+    queued on this row when it was updated at the grant."""
     session.connection()  # begins the transaction the bump belongs to, if nothing else has
     # tied to this transaction: a rolled-back one drops it, a rolled-back savepoint keeps it (harmless)
     session.info[_PENDING] = session.get_transaction()

@@ -65,7 +65,7 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
         emitted = emitted_ids(session)
         if emitted and inline:
-            # before the audit record, so the audit chain's head lock is not held while consumers run
+            # in a savepoint: a failing consumer is undone without undoing the request's change
             left = deliver_in_transaction(session, emitted)
         if audited:
             action, target_type, target_id = _audit_action(request)
