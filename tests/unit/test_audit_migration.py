@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import insert, text, update
 
-from tests.conftest import PG_URL
-from zhengshu.audit import sealing
 from zhengshu.audit import service as audit_service
 from zhengshu.audit.models import GENESIS_HASH, AuditHead, AuditRecord
 from zhengshu.core import migrate
 from zhengshu.core.db import Database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-        yield db
-        sealing.wait_idle(30)  # the after-commit sealer runs in a thread: let it finish first
-        db.dispose()
-        return
-    schema = f"mig_{uuid.uuid4().hex[:10]}"
-    admin = Database(PG_URL)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    yield db
-    sealing.wait_idle(30)
-    db.dispose()
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _legacy_records(db: Database, count: int) -> list[dict[str, object]]:
