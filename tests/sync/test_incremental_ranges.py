@@ -25,6 +25,7 @@ from tests.sync.helpers import (
 from zhengshu.exchange.tables import engine, readers
 from zhengshu.exchange.tables.plan import ColumnPlan, SyncSpec, TargetConfig, decode_key, decode_value
 from zhengshu.exchange.tables.readers import SourceReader
+from zhengshu.exchange.tables.writers import PostgresWriter
 from zhengshu.lake.connectors import SourceConfig, TableRef
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.postgres]
@@ -101,6 +102,15 @@ def test_incremental_runs_read_changes_in_parts_and_checkpoint_each_batch_at_its
     my_table: str, pg_schema: str, kind: str, indexed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(readers, "PART_ROWS", 7)  # 15 parts per batch of 100
+    monkeypatch.setattr(engine, "WRITE_ROWS", 20)  # parts written together in threes, inside the batch
+    written: list[int] = []
+    upsert_part = PostgresWriter.upsert_part
+
+    def count_parts(self: PostgresWriter, table: Any, keys: list[str]) -> None:
+        written.append(table.num_rows)
+        upsert_part(self, table, keys)
+
+    monkeypatch.setattr(PostgresWriter, "upsert_part", count_parts)
     ranged: list[int] = []
     parallel_changes = SourceReader._parallel_changes
 
@@ -131,6 +141,10 @@ def test_incremental_runs_read_changes_in_parts_and_checkpoint_each_batch_at_its
     ranged.clear()
     second = engine.run(source.spec())
     assert len(ranged) == (1 if indexed else 0)  # 3% of the table changed: ranges wherever the index allows
+    if indexed:  # before a batch's last part, its parts went out in groups of at least 20 rows (3 parts of 7)
+        assert written and all(n >= 20 for n in written)
+    else:
+        assert written == []  # one ordered query: whole batches
     changed = len(range(37, ROWS + 1, 37)) + 2
     assert (second.rows_read, second.rows_written) == (changed, changed)
     assert_target_equals_source(source)

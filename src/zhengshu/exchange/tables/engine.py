@@ -59,6 +59,9 @@ OnBatch = Callable[[RunResult, list[Quarantined]], None]
 
 
 _DONE = object()
+# rows of an incremental batch's parts written by one upsert: parts arrive in a few thousand rows (parallel range
+# reads), and each upsert costs its statements (stage, COPY, INSERT … ON CONFLICT) however few rows it carries
+WRITE_ROWS = 20_000
 # DuckDB's memory for a change-detection comparison; beyond it the comparison spills to its temporary directory
 CDC_MEMORY_LIMIT = "512MB"
 
@@ -175,19 +178,23 @@ class _Run:
         # batch's transaction, so writing overlaps reading; the last part commits them with the checkpoint
         in_parts = hasattr(writer, "upsert_part")
         parts: list[Prepared] = []
+        waiting: list[pa.Table] = []  # parts read but not yet written: written together, one upsert per ~WRITE_ROWS
         read = 0
         for part, prepared in _prefetch(self.reader.changes(after_key=after_key, after_cursor=after_cursor), self.spec):
             parts.append(prepared)
+            waiting.append(prepared.table)
             read += part.table.num_rows
             if part.end is None:
-                if in_parts:
-                    writer.upsert_part(prepared.table, self.keys)
+                if in_parts and sum(t.num_rows for t in waiting) >= WRITE_ROWS:
+                    writer.upsert_part(pa.concat_tables(waiting), self.keys)
+                    waiting = []
                 continue
             seq += 1
             cursor, key = encode_value(part.end[0]), encode_key(part.end[1])
             written = sum(p.table.num_rows for p in parts)
             cp_now = self.checkpoint("done", seq, self.result.rows_written + written, cursor=cursor, key=key)
-            table = prepared.table if in_parts else pa.concat_tables([p.table for p in parts])
+            table = pa.concat_tables(waiting) if in_parts else pa.concat_tables([p.table for p in parts])
+            waiting = []
             writer.upsert(table, self.keys, cp_now)
             self.result.cursor = cursor
             self.after_batch(parts, read, written)
