@@ -24,6 +24,7 @@ import uvicorn
 from tests.factories import World, published_entry
 from zhengshu.core.config import Settings, reset_settings
 from zhengshu.core.db import Database, new_id
+from zhengshu.core.timeutil import local_today
 from zhengshu.demand.models import Authorization, AuthorizationItem
 from zhengshu.gateway import service as gw_service
 from zhengshu.gateway import signing
@@ -101,7 +102,7 @@ def grant(
 ) -> str:
     """An authorization for ``org`` of the named items with their masking rules (test data, written directly)."""
     keys = item_keys(db, entry_id)
-    today = dt.date.today()
+    today = local_today()  # the gateway's today is Beijing's
     with db.session() as s:
         auth = Authorization(
             id=new_id(),

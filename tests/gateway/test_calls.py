@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.factories import World, token_for
 from tests.gateway.conftest import PEOPLE, AppCreds, consumer_app, grant, proxy_service, signed
 from zhengshu.core.db import Database
+from zhengshu.core.timeutil import local_today
 from zhengshu.gateway import service as gw_service
 from zhengshu.gateway.models import GatewayCall
 from zhengshu.gateway.schemas import AppUpdate, ServiceUpdate
@@ -92,7 +93,7 @@ def test_unauthorized_and_suppressed_items_are_left_out_and_asking_for_them_is_r
 def test_no_authorization_in_force_is_refused(
     gw_client: Any, db: Database, world: World, person_entry: str, base: str, status: str, start: int, end: int
 ) -> None:
-    today = dt.date.today()
+    today = local_today()  # the gateway's today is Beijing's
     grant(
         db,
         world,

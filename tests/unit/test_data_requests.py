@@ -15,6 +15,7 @@ from zhengshu.core import clock
 from zhengshu.core.db import Database
 from zhengshu.core.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from zhengshu.core.events import process_pending
+from zhengshu.core.timeutil import local_today
 from zhengshu.demand import requests as request_service
 from zhengshu.demand.request_schemas import DataRequestIn
 from zhengshu.notify import service as notify_service
@@ -337,8 +338,8 @@ def test_timeline_joins_need_entry_application_and_authorization(db: Database, w
                     purpose="参保核验",
                     basis="《社会保险法》",
                     business_system="社保系统",
-                    start_on=dt.date.today(),
-                    end_on=dt.date.today() + dt.timedelta(days=365),
+                    start_on=local_today(),  # the service's today is Beijing's
+                    end_on=local_today() + dt.timedelta(days=365),
                     delivery_way="接口",
                     contact_name="张三",
                     contact_phone="0791-88888888",

@@ -29,7 +29,7 @@ from zhengshu.catalog.models import CatalogEntry, DataItem, EntryVersion, Mounte
 from zhengshu.core.db import after_transaction, utcnow
 from zhengshu.core.errors import Conflict, ErrorCollector, NotFound, ValidationFailed
 from zhengshu.core.events import emit
-from zhengshu.core.timeutil import local_today
+from zhengshu.core.timeutil import local_today, to_local
 from zhengshu.lake import service as lake_service
 from zhengshu.lake.connectors import TableRef
 from zhengshu.lake.models import DataSource
@@ -527,7 +527,8 @@ def due_for_refresh(session: Session, *, today: date | None = None) -> list[str]
         period = days.get(dataset.update_cycle)
         if period is None or dataset.refreshed_at is None:
             continue
-        if (today - dataset.refreshed_at.date()).days >= period:
+        # both dates in Beijing time: the UTC date of a copy written after 16:00 UTC is the day before
+        if (today - to_local(dataset.refreshed_at).date()).days >= period:
             due.append(dataset.id)
     return due
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from zhengshu.core.events import OutboxEvent, consumer
+from zhengshu.core.timeutil import to_local
 from zhengshu.exchange.files.models import FilePackage, PackageReceipt
 
 
@@ -16,12 +17,13 @@ def notify_recipients(session: Session, event: OutboxEvent) -> None:
     package = session.get(FilePackage, event.payload["package_id"])
     if package is None:
         return
+    expires_on = to_local(package.expires_at).date().isoformat()  # the date the recipient's clock shows
     for recipient in package.recipients:
         notify_service.notify(
             session,
             org_id=recipient.org_id,
             title=f"收到文件包：{package.title}",
-            body=f"共 {package.file_count} 个文件，请在 {package.expires_at.date().isoformat()} 前下载核验并签收。",
+            body=f"共 {package.file_count} 个文件，请在 {expires_on} 前下载核验并签收。",
             link=f"/exchange/packages/{package.id}",
             kind="files.received",
         )
