@@ -28,7 +28,7 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,22 @@ OBJECTION_OPS = {
 }
 APPLICATION_FINAL = {"approved", "closed", "rejected", "withdrawn", "expired"}
 OBJECTION_FINAL = {"archived", "withdrawn"}
+
+
+def application_body(entry_id: str, item_keys: list[str], business_system: str, today: date) -> dict[str, Any]:
+    """What a client posts to apply for ``item_keys`` of an entry (the load bench and the profile alike)."""
+    return {
+        "entry_id": entry_id,
+        "item_keys": item_keys,
+        "purpose": "用于社会保险参保登记时核验企业身份",
+        "basis": "《社会保险法》第五十七条",
+        "business_system": business_system,
+        "start_on": (today + timedelta(days=1)).isoformat(),
+        "end_on": (today + timedelta(days=366)).isoformat(),
+        "delivery_way": "接口",
+        "contact_name": "张三",
+        "contact_phone": "0791-86000000",
+    }
 
 
 # ------------------------------------------------------------------------------------ the province
@@ -552,18 +568,7 @@ class Client:
         today = _shanghai_today()
         all_unconditional = rng.random() < 0.1
         keys = p.unconditional if all_unconditional else [p.unconditional[0], *p.conditional[:2]]
-        body = {
-            "entry_id": p.entry_id,
-            "item_keys": keys,
-            "purpose": "用于社会保险参保登记时核验企业身份",
-            "basis": "《社会保险法》第五十七条",
-            "business_system": f"压测业务系统{p.index:03d}-{self.n}",
-            "start_on": (today + timedelta(days=1)).isoformat(),
-            "end_on": (today + timedelta(days=366)).isoformat(),
-            "delivery_way": "接口",
-            "contact_name": "张三",
-            "contact_phone": "0791-86000000",
-        }
+        body = application_body(p.entry_id, keys, f"压测业务系统{p.index:03d}-{self.n}", today)
         status, js = self.call("application.create", "create", "POST", "/applications", p.consumer, json=body)
         if status != 201:
             return False

@@ -31,7 +31,6 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from workflow_load import (
     PASSWORD,
     Province,
     _shanghai_today,
+    application_body,
     build_province,
     prepare_schema,
 )
@@ -99,18 +99,8 @@ class Driver:
         provider = p.providers[e.provider]
         today = _shanghai_today()
         self.n += 1
-        body = {
-            "entry_id": e.id,
-            "item_keys": [e.unconditional[0], *e.conditional[:2]],
-            "purpose": "用于社会保险参保登记时核验企业身份",
-            "basis": "《社会保险法》第五十七条",
-            "business_system": f"画像业务系统-{uuid.uuid4().hex[:8]}",
-            "start_on": (today + timedelta(days=1)).isoformat(),
-            "end_on": (today + timedelta(days=366)).isoformat(),
-            "delivery_way": "接口",
-            "contact_name": "张三",
-            "contact_phone": "0791-86000000",
-        }
+        keys = [e.unconditional[0], *e.conditional[:2]]
+        body = application_body(e.id, keys, f"画像业务系统-{uuid.uuid4().hex[:8]}", today)
         js = await self.call("application.create", "POST", "/applications", consumer, 201, json=body)
         path = f"/applications/{js['id']}"
         if i % 10 == 9:
