@@ -32,3 +32,32 @@ def test_upgrade_matches_models_and_downgrades(empty_db: Database) -> None:
 
     migrate.downgrade(empty_db, "base")
     assert "catalog_entry" not in inspect(empty_db.engine).get_table_names()
+
+
+def test_downgrade_waits_for_a_sealer_instead_of_deadlocking(empty_db: Database) -> None:
+    """A sealer still at work (it locks audit_head, then reads audit_record) when 0004 goes down."""
+    if empty_db.engine.dialect.name != "postgresql":
+        pytest.skip("table locks: PostgreSQL")
+    import threading
+
+    migrate.upgrade(empty_db)
+    outcome: list[BaseException | None] = []
+
+    def go_down() -> None:
+        try:
+            migrate.downgrade(empty_db, "0003")
+            outcome.append(None)
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    with empty_db.engine.connect() as sealer:
+        sealer.execute(text("SELECT last_seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+        downgrade = threading.Thread(target=go_down)
+        downgrade.start()
+        downgrade.join(1.0)  # the downgrade is now waiting for the sealer
+        assert downgrade.is_alive()
+        sealer.execute(text("SELECT count(*) FROM audit_record")).scalar()  # deadlocked before the fix
+        sealer.commit()
+    downgrade.join(30)
+    assert outcome == [None]
+    assert migrate.current(empty_db) == "0003"

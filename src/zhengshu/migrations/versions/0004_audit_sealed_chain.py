@@ -151,6 +151,9 @@ def downgrade() -> None:
     conn = op.get_bind()
     dialect = conn.dialect.name
     if dialect == "postgresql":
+        # A sealer locks audit_head before it reads audit_record: take audit_head first too, or a sealer still
+        # running after the last commit deadlocks with the DROP TRIGGER below.
+        op.execute("LOCK TABLE audit_head IN ACCESS EXCLUSIVE MODE")
         op.execute("DROP TRIGGER IF EXISTS audit_record_enqueue ON audit_record")
         op.execute("ALTER TABLE audit_record ALTER COLUMN seq DROP IDENTITY IF EXISTS")
     else:
