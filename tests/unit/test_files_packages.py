@@ -325,6 +325,23 @@ def test_sm2_signatures_work_end_to_end(db: Database, world: World, settings: Se
         s.rollback()
 
 
+def test_sm2_key_whose_public_half_starts_with_04_signs_and_verifies(
+    db: Database, world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gmssl strips leading 0s and 4s from a public key (one key in 256 starts with them): d = 11 gives 04b3cb…"""
+    monkeypatch.setattr(nodekeys.secrets, "randbelow", lambda _n: 10)
+    with db.session() as s:
+        key = nodekeys.create_local_key(
+            s, actor=world["admin"], node_code="360000", node_name="省平台", sig_alg="sm2", settings=settings
+        )
+        assert key.sign_public.startswith("04b3cb")
+        signature = nodekeys.sign(key, b"manifest", settings=settings)
+        assert nodekeys.verify(s, data=b"manifest", **signature.as_dict()) is key
+        with pytest.raises(nodekeys.SignatureError):
+            nodekeys.verify(s, data=b"manifest!", **signature.as_dict())
+        s.rollback()
+
+
 def test_keys_rotate_and_old_signatures_still_verify(db: Database, world: World, settings: Settings) -> None:
     package_id = send(db, world, settings)
     with db.session() as s:

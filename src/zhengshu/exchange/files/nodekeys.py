@@ -144,8 +144,19 @@ def _sm2_keypair() -> tuple[str, str]:
     n = int(sm2.default_ecc_table["n"], 16)
     d = secrets.randbelow(n - 2) + 1
     private = f"{d:064x}"
-    public = sm2.CryptSM2(private_key=private, public_key="")._kg(d, sm2.default_ecc_table["g"])
+    public = _gmssl_sm2(private, "")._kg(d, sm2.default_ecc_table["g"])
     return private, public
+
+
+def _gmssl_sm2(private: str | None, public: str) -> Any:
+    """gmssl's SM2 object with the public key as given: its constructor ``lstrip("04")``s the key, which strips
+    every leading 0 and 4 (not an "04" prefix) and broke one SM2 key in 256 (signatures that did not verify,
+    or a TypeError in its point arithmetic)."""
+    from gmssl import sm2
+
+    crypt = sm2.CryptSM2(private_key=private, public_key="")
+    crypt.public_key = public
+    return crypt
 
 
 def _ed25519_keypair() -> tuple[str, str]:
@@ -327,9 +338,7 @@ def sign(key: NodeKey, data: bytes, *, settings: Settings | None = None) -> Sign
         raise ValueError("not a local key")
     private = decrypt_secret(key.sign_private_enc, key=_secret(settings))
     if key.sig_alg == "sm2":
-        from gmssl import sm2
-
-        value = bytes.fromhex(sm2.CryptSM2(private_key=private, public_key=key.sign_public).sign_with_sm3(data))
+        value = bytes.fromhex(_gmssl_sm2(private, key.sign_public).sign_with_sm3(data))
     else:
         value = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(private)).sign(data)
     return Signature(key.sig_alg, key.key_id, b64e(value))
@@ -337,13 +346,11 @@ def sign(key: NodeKey, data: bytes, *, settings: Settings | None = None) -> Sign
 
 def _verify_with(key: NodeKey, data: bytes, value: bytes) -> bool:
     if key.sig_alg == "sm2":
-        from gmssl import sm2
-
         if len(value) != 64:
             return False
         try:
-            return bool(sm2.CryptSM2(private_key=None, public_key=key.sign_public).verify_with_sm3(value.hex(), data))
-        except (ValueError, ZeroDivisionError):
+            return bool(_gmssl_sm2(None, key.sign_public).verify_with_sm3(value.hex(), data))
+        except (ValueError, ZeroDivisionError, TypeError):  # gmssl on values off the curve
             return False
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.sign_public)).verify(value, data)
