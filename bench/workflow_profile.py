@@ -241,6 +241,9 @@ def main() -> None:
             event.listen(database.engine, "before_cursor_execute", meter.count)
             asyncio.run(drive(app, province, meter, args.rounds, args.cprofile))
         finally:
+            from zhengshu.audit import sealing
+
+            sealing.wait_idle(30)  # the after-commit sealer may still be at work: not on a dropped schema
             database.dispose()
             if admin is not None:
                 with admin.connect() as conn:
