@@ -96,6 +96,9 @@ def _normalize_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
     return normalized
 
 
+_INSERT_RECORD = insert(AuditRecord.__table__).returning(AuditRecord.__table__.c.seq)
+
+
 def record(
     session: Session,
     *,
@@ -135,9 +138,9 @@ def record(
         "prev_hash": "",
     }
     digest = record_hash(fields)
-    # a Core insert of the table: none of the ORM's per-statement work on every audited request
-    table = AuditRecord.__table__
-    seq = session.execute(insert(table).values(**fields, hash=digest).returning(table.c.seq)).scalar_one()
+    # a Core insert of the table, one statement built once (its compiled form cached): none of the ORM's
+    # per-statement work on every audited request
+    seq = session.execute(_INSERT_RECORD, {**fields, "hash": digest}).scalar_one()
     sealing.mark(session)
     return AuditRecord(seq=seq, **fields, hash=digest)
 
