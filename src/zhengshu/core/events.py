@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Index, String, delete, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from zhengshu.core.db import Base, IdMixin, new_id, utcnow
@@ -41,13 +42,38 @@ class OutboxEvent(IdMixin, Base):
 def emit(session: Session, name: str, **payload: Any) -> OutboxEvent:
     """Record a domain event in the current transaction. Payloads carry ids, not objects."""
     event = OutboxEvent(id=new_id(), name=name, payload=payload)
-    session.add(event)
     if consumers_for(name):  # nothing listens to it: the worker's next sweep marks it delivered
         session.info.setdefault(EMITTED, []).append(event.id)
+        ahead = session.info.get(_MARKED_AHEAD)
+        if ahead is not None and not session.info.get(_DELIVERING):
+            # written delivered from the start (no UPDATE once it is); put back to pending if it is not after all
+            event.processed_at = utcnow()
+            ahead[event.id] = event
+    session.add(event)
     return event
 
 
 EMITTED = "zhengshu.emitted_event_ids"
+_MARKED_AHEAD = "zhengshu.events_marked_ahead"  # id → event written delivered, not delivered yet
+_DELIVERING = "zhengshu.delivering_events"
+
+
+def will_deliver_in_transaction(session: Session) -> None:
+    """Promise that ``session`` delivers the events it emits from now on with :func:`deliver_in_transaction`
+    before it commits (as a web request does). Each is then written already marked delivered, which spares the
+    UPDATE that marks it later. The promise costs nothing when broken: an event whose consumers fail, or that is
+    not delivered before the commit, is put back to pending in the same transaction, as if never marked."""
+    session.info[_MARKED_AHEAD] = {}
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _unmark_undelivered(session: Session) -> None:
+    ahead = session.info.get(_MARKED_AHEAD)
+    if not ahead or session.in_nested_transaction():
+        return  # nothing marked ahead, or a savepoint's release: only the real commit decides
+    for undelivered in ahead.values():
+        undelivered.processed_at = None  # flushed by the commit (a rolled-back one is no longer in the session)
+    ahead.clear()
 
 
 def emitted_ids(session: Session) -> list[str]:
@@ -79,25 +105,40 @@ def _deliver(session: Session, events: list[OutboxEvent]) -> None:
     for event in events:
         for fn in consumers_for(event.name):
             fn(session, event)
-    # marked after all consumers ran: the marks go out in one batched flush, not one between two consumers
+    # marked after all consumers ran: the marks go out in one batched flush, not one between two consumers;
+    # one marked ahead (see will_deliver_in_transaction) keeps its mark, and needs no UPDATE
     now = utcnow()
     for event in events:
-        event.processed_at = now
+        if event.processed_at is None:
+            event.processed_at = now
 
 
 def deliver_in_transaction(session: Session, ids: list[str]) -> list[str]:
     """Deliver the events ``ids`` emitted in ``session`` within its own transaction, in a savepoint; returns the
     ids left undelivered (all of them if a consumer failed: the savepoint is rolled back, the change stays)."""
     session.flush()  # the events are then in the identity map: no query to find them
-    events = [e for e in (session.get(OutboxEvent, i) for i in ids) if e is not None and e.processed_at is None]
+    ahead = session.info.get(_MARKED_AHEAD) or {}
+    events = [
+        e
+        for e in (session.get(OutboxEvent, i) for i in ids)
+        if e is not None and (e.processed_at is None or e.id in ahead)
+    ]
     if not events:
         return []
+    session.info[_DELIVERING] = True  # what the consumers emit is left to the worker: not marked ahead
     try:
         with session.begin_nested():
             _deliver(session, events)
     except Exception:
         log.warning("delivering events %s in the request failed; left for a retry", ids, exc_info=True)
+        for e in events:
+            if ahead.pop(e.id, None) is not None:
+                e.processed_at = None  # written delivered before the savepoint: pending again, in the request
         return [e.id for e in events]
+    finally:
+        session.info.pop(_DELIVERING, None)
+    for e in events:
+        ahead.pop(e.id, None)
     return []
 
 

@@ -2,13 +2,75 @@
 
 API routers are authenticated at mount time (``CurrentActor``), so a route is protected unless it sits on
 the explicitly public router.
+
+FastAPI tries the routes of every included router in turn, each against its full regular expression, until one
+matches: a workflow call under ``/api/v1/objections`` first went through over a hundred routes of the routers
+included before it. :class:`_GatedRouter` skips an included router as a whole when the path does not start
+with the literal beginning of any of its routes, which no route of it could then match.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import fastapi.routing
 from fastapi import Depends, FastAPI
+from starlette._utils import get_route_path
+from starlette.routing import Match
+from starlette.types import Scope
 
 from zhengshu.web.deps import current_actor
+
+# FastAPI keeps an included router whole as an ``_IncludedRouter``; an older FastAPI copied its routes into the
+# app's own list, where nothing is left to skip (``object``: no route is of that type).
+_IncludedRouter: Any = getattr(fastapi.routing, "_IncludedRouter", object)
+
+
+class _GatedRouter(_IncludedRouter):
+    """An included router that answers "no match" at once for paths none of its routes can match."""
+
+    _gate: tuple[int, tuple[str, ...]] | None = None  # (the routes' version, their leads)
+    _nested = True  # whether the router includes routers of its own (their versions count too)
+
+    _open = False  # the gate could not be built: every path goes to FastAPI's own scan
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if not self._open:
+            try:
+                leads = self._leads()
+            except (AttributeError, TypeError):  # another FastAPI's private internals: no gate, nothing skipped
+                self._open = True
+            else:
+                if not get_route_path(scope).startswith(leads):
+                    return Match.NONE, {}
+        return super().matches(scope)
+
+    def _leads(self) -> tuple[str, ...]:
+        """The literal beginnings of the routes' paths (up to the first parameter); ``""`` for a route whose
+        path is unknown (it lets every path through). Rebuilt when routes are added to the router."""
+        router = self.original_router
+        # a router's own version counts its changes, including routers it includes; their versions count
+        # the changes inside them (the sum walks the tree, so it is only taken where there is a tree)
+        version = router._get_routes_version() if self._nested else router._routes_version
+        if self._gate is not None and self._gate[0] == version:
+            return self._gate[1]
+        leads: set[str] = set()
+        for context in self.effective_route_contexts():
+            route: Any = context.starlette_route or context
+            path_format = getattr(route, "path_format", None)
+            leads.add(path_format.partition("{")[0] if isinstance(path_format, str) and path_format else "")
+        # keep the shortest: a lead that starts with another adds nothing
+        kept = tuple(lead for lead in leads if not any(lead != other and lead.startswith(other) for other in leads))
+        self._nested = any(isinstance(route, _IncludedRouter) for route in router.routes)
+        self._gate = (router._get_routes_version() if self._nested else router._routes_version, kept)
+        return kept
+
+
+def _gate_included_routers(app: FastAPI) -> None:
+    routes = app.router.routes
+    for i, route in enumerate(routes):
+        if type(route) is _IncludedRouter:
+            routes[i] = _GatedRouter(original_router=route.original_router, include_context=route.include_context)
 
 
 def mount_all(app: FastAPI) -> None:
@@ -86,3 +148,4 @@ def mount_all(app: FastAPI) -> None:
         opendata_public_pages,
     ):
         app.include_router(router)
+    _gate_included_routers(app)
