@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.orm import Session, joinedload
 from stdnum.cn import uscc as uscc_std
 from stdnum.exceptions import ValidationError as StdnumError
 
@@ -63,14 +63,29 @@ def issue_token(session: Session, *, user: User, name: str, expires_days: int | 
     return raw, token
 
 
+# What every API request loads for its bearer token, in one row: the token's validity (not the token itself),
+# the user and its organization (read by :func:`actor_for` and, from the identity map, by the request's own
+# code), not the organization's region, which no API request reads (it loads on first access). One statement
+# object with a bound parameter: its cache key is computed once, not per request.
+_USER_FOR_TOKEN = (
+    select(User, ApiToken.id, ApiToken.revoked, ApiToken.expires_at, ApiToken.last_used_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_digest == bindparam("digest"))
+    .options(joinedload(User.org).lazyload(Organization.region))
+)
+
+
 def user_for_token(session: Session, *, raw_token: str) -> User:
-    token = session.scalars(select(ApiToken).where(ApiToken.token_digest == token_digest(raw_token))).first()
+    row = session.execute(_USER_FOR_TOKEN, {"digest": token_digest(raw_token)}).first()
     now = utcnow()
-    if token is None or token.revoked or (token.expires_at and token.expires_at < now) or not token.user.active:
+    if row is None:
         raise Unauthenticated("访问令牌无效或已过期", code="auth.bad_token")
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_EVERY:
-        _touch_token(session, token_id=token.id, now=now)
-    return token.user
+    user, token_id, revoked, expires_at, last_used_at = row
+    if revoked or (expires_at and expires_at < now) or not user.active:
+        raise Unauthenticated("访问令牌无效或已过期", code="auth.bad_token")
+    if last_used_at is None or now - last_used_at > TOKEN_TOUCH_EVERY:
+        _touch_token(session, token_id=token_id, now=now)
+    return user
 
 
 TOKEN_TOUCH_EVERY = timedelta(minutes=5)
