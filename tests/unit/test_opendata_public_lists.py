@@ -101,6 +101,8 @@ def test_statistics_periods_and_unpublished_datasets(db: Database, world, settin
         stats.period(start=date(2026, 2, 1), end=date(2026, 1, 1))
     with pytest.raises(ValidationFailed):
         stats.period(start=date(2020, 1, 1), end=date(2026, 1, 1))
+    with pytest.raises(ValidationFailed):  # found by the API fuzz test: a 500 (OverflowError) before
+        stats.period(days=2, end=date(1, 1, 1))
     assert stats.period(days=7, end=date(2026, 3, 7)).start == date(2026, 3, 1)
     dataset_id = make_dataset(db, world, settings)
     hidden_id = make_dataset(db, world, settings, name="已撤回的数据集")

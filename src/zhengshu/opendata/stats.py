@@ -43,7 +43,10 @@ def period(*, days: int | None = None, start: date | None = None, end: date | No
         span = 30 if days is None else days
         if span < 1 or span > MAX_SPAN_DAYS:
             raise ValidationFailed(f"统计天数应在 1 到 {MAX_SPAN_DAYS} 之间", code="opendata.bad_period")
-        start = end - timedelta(days=span - 1)
+        try:
+            start = end - timedelta(days=span - 1)
+        except OverflowError:  # an end in the first days of year 1: no date that early
+            raise ValidationFailed("统计区间超出可表示的日期范围", code="opendata.bad_period") from None
     if start > end:
         raise ValidationFailed("开始日期不能晚于结束日期", code="opendata.bad_period")
     if (end - start).days + 1 > MAX_SPAN_DAYS:
