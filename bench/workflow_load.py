@@ -233,33 +233,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Admission:
-    """At most ``limit`` requests inside the app at once; the rest wait in the event loop, holding nothing.
-
-    Without it, more requests than the connection pool holds can deadlock a worker: a request takes its
-    connection in the first sync dependency (the token lookup) and keeps it while it waits for a thread for
-    the route, while the threads are all taken by requests waiting for a connection."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.gate: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        import asyncio
-
-        if self.gate is None:
-            self.gate = asyncio.Semaphore(self.limit)
-        async with self.gate:
-            await self.app(scope, receive, send)
-
-
 def server_app() -> Any:
     """The Uvicorn factory: ``create_app(settings, Database(url))`` as ``zhengshu.web.asgi`` builds it, with the
-    bench's optional tuning (pool size, admission limit) when asked for; none by default."""
+    bench's optional tuning (pool size) when asked for; none by default. The admission limit is the server's own
+    setting (``--inflight`` passes ``ZHENGSHU_MAX_INFLIGHT_REQUESTS``)."""
     from zhengshu.bootstrap import load_features
     from zhengshu.core.config import get_settings
     from zhengshu.core.db import Database
@@ -274,8 +251,7 @@ def server_app() -> Any:
     pool = int(os.environ.get("BENCH_POOL_SIZE") or 0)
     engine_kwargs = {"pool_size": pool, "max_overflow": 0} if pool else {}
     app = create_app(settings, Database(settings.resolved_database_url(), **engine_kwargs))
-    inflight = int(os.environ.get("BENCH_INFLIGHT") or 0)
-    return _Admission(app, inflight) if inflight else app
+    return app
 
 
 def start_server(
@@ -288,7 +264,7 @@ def start_server(
         "ZHENGSHU_EMBEDDED_JOBS": "false",
         "ZHENGSHU_DATA_DIR": str(data_dir),
         "BENCH_POOL_SIZE": str(pool),
-        "BENCH_INFLIGHT": str(inflight),
+        **({"ZHENGSHU_MAX_INFLIGHT_REQUESTS": str(inflight)} if inflight else {}),
         "BENCH_SKIP_AUDIT": "1" if skip_audit else "",
     }
     if outbox != "default":
@@ -991,7 +967,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--race-rate", type=float, default=0.05, help="share of steps sent twice at once")
     parser.add_argument("--hot-rate", type=float, default=0.05, help="share of objections on a shared record")
     parser.add_argument(
-        "--inflight", type=int, default=0, help="tuning: at most N requests inside each worker at once (0: off)"
+        "--inflight",
+        type=int,
+        default=0,
+        help="tuning: the server's ZHENGSHU_MAX_INFLIGHT_REQUESTS, requests at work per worker (0: its default)",
     )
     parser.add_argument("--pool-size", type=int, default=0, help="tuning: connection pool per worker (0: default)")
     parser.add_argument(
@@ -1084,7 +1063,9 @@ def main(argv: list[str] | None = None) -> None:
             latencies = [(c[4] - c[3]) * 1000 for c in in_window]
             figures["clients"] = args.clients
             figures["workers"] = args.workers
-            figures["inflight_limit"] = args.inflight
+            from zhengshu.core.config import Settings
+
+            figures["inflight_limit"] = args.inflight or Settings.model_fields["max_inflight_requests"].default
             figures["pool_size"] = args.pool_size
             figures["outbox"] = args.outbox
             if args.skip_audit:

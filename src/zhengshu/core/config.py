@@ -26,7 +26,10 @@ class Settings(BaseSettings):
         default=32, ge=1, description="上传文件以外的请求体大小上限（MB）；上传的上限为文件包上限加 16 MB"
     )
     max_inflight_requests: int = Field(
-        default=20, description="每个服务进程同时处理的请求上限；其余请求排队等候，不占用数据库连接"
+        default=6,
+        ge=1,
+        description="每个服务进程同时处理的请求上限；其余请求排队等候，不占用数据库连接。"
+        "响应开始后即释放名额（下载不占名额），大于 1 MB 的上传不计入",
     )
     trust_forwarded_for: bool = Field(default=False, description="位于负载均衡之后时，从 X-Forwarded-For 取来源地址")
     templates_dir: Path | None = Field(default=None, description="覆盖页面模板的目录（按文件名优先）")
