@@ -74,7 +74,7 @@ def test_control_plane_commands(
 
     grant(db, world, person_entry, {"参保状态": "none"})
     url = f"http://testserver/gw/person-status/{PEOPLE[0][0]}"
-    curl = shlex.split(run("sign", "GET", url, "--key", issued["access_key"], "--secret", issued["secret"]))
+    curl = shlex.split(run("sign", "GET", url, f"--key={issued['access_key']}", f"--secret={issued['secret']}"))
     headers = dict(curl[i + 1].split(": ", 1) for i, part in enumerate(curl) if part == "-H")
     r = gw_client.get(url, headers=headers)
     assert r.status_code == 200 and r.json()["items"] == [{"cbzt": "正常参保"}]
@@ -83,7 +83,7 @@ def test_control_plane_commands(
         run("rotate-secret", issued["app_id"], "--overlap-hours", "0", "--as", "hrss_officer", "--json")
     )
     assert rotated["secret"] != issued["secret"]
-    curl = shlex.split(run("sign", "GET", url, "--key", issued["access_key"], "--secret", issued["secret"]))
+    curl = shlex.split(run("sign", "GET", url, f"--key={issued['access_key']}", f"--secret={issued['secret']}"))
     headers = dict(curl[i + 1].split(": ", 1) for i, part in enumerate(curl) if part == "-H")
     assert gw_client.get(url, headers=headers).json()["code"] == "gateway.unknown_key"
 

@@ -56,7 +56,15 @@ def test_an_independent_httpx_client_calls_the_gateway_end_to_end(
 
     def run(*args: str) -> tuple[int, dict[str, Any]]:
         out = subprocess.run(
-            [sys.executable, str(CLIENT), "--base", gw.url, "--key", creds.access_key, "--secret", creds.secret, *args],
+            # "--opt=value": a generated key or secret may start with "-", which argparse would take for an option
+            [
+                sys.executable,
+                str(CLIENT),
+                f"--base={gw.url}",
+                f"--key={creds.access_key}",
+                f"--secret={creds.secret}",
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
