@@ -5,13 +5,10 @@ row, notifications written together)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from tests.api.test_applications_api import apply, decisions, post
 
@@ -23,28 +20,10 @@ from tests.api.test_objections_api import h as h
 from tests.api.test_objections_api import settings as settings
 from tests.api.test_objections_api import target as target
 from tests.factories import World
+from tests.statements import starting, statements
 from zhengshu.core.db import Database
 
 OBJECTIONS = "/api/v1/objections"
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements run on ``db`` inside the block, whitespace folded."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
-def starting(seen: list[str], prefix: str) -> list[str]:
-    return [s for s in seen if s.startswith(prefix)]
 
 
 def same_as_fresh_read(client: TestClient, answer: Any, path: str, headers: dict[str, str]) -> dict[str, Any]:

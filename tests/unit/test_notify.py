@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.factories import World, entry_in
+from tests.statements import starting, statements
 from zhengshu.catalog import service as catalog_service
 from zhengshu.core.db import Database
 from zhengshu.core.events import process_pending
@@ -177,27 +178,19 @@ def test_a_failed_change_sends_nothing(db: Database, world: World, collecting: C
 def test_notifications_are_written_together_with_their_events(db: Database, world: World) -> None:
     """``notify`` names the row and leaves the insert to the next flush: several notifications of one step go
     out in one statement, each with its ``notification.created`` event; a rollback leaves neither."""
-    from sqlalchemy import event, func, select
+    from sqlalchemy import func, select
 
     from zhengshu.core.events import OutboxEvent
 
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
     with db.session() as s:
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with statements(db) as seen:
             sent = [
                 notify_service.notify(s, org_id=world.orgs[org], title=f"通知{n}", kind="ticket.todo")
                 for n, org in enumerate(("market", "hrss", "authority"))
             ]
             assert seen == [], "nothing is written before the flush"
             s.flush()
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
-        assert sum(1 for st in seen if st.startswith("INSERT INTO notification ")) == 1
+        assert len(starting(seen, "INSERT INTO notification ")) == 1
         events = list(s.scalars(select(OutboxEvent).where(OutboxEvent.name == "notification.created")))
         assert sorted(e.payload["notification_id"] for e in events) == sorted(n.id for n in sent)
         s.rollback()

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
+from tests.statements import starting, statements
 from zhengshu.core import events
 from zhengshu.core.db import Database
 from zhengshu.core.events import (
@@ -51,15 +52,8 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def updates(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE OUTBOX_EVENT"):
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(db.engine, "before_cursor_execute", count)
+    with statements(db) as seen:
+        yield seen
 
 
 def _rows(db: Database) -> list[tuple[str, str, bool]]:
@@ -78,7 +72,7 @@ def test_delivered_events_are_written_delivered_without_an_update(
         emit(s, "test.write", n="b")
         assert deliver_in_transaction(s, emitted_ids(s)) == []
     assert consumers == ["a", "b"]
-    assert updates == []
+    assert starting(updates, "UPDATE outbox_event") == []
     assert _rows(db) == [
         ("test.write", "a", True),
         ("test.write", "b", True),
@@ -144,5 +138,5 @@ def test_without_the_promise_events_are_marked_when_delivered(
         s.flush()
         assert s.scalar(select(OutboxEvent.processed_at).where(OutboxEvent.name == "test.write")) is None
         assert deliver_in_transaction(s, emitted_ids(s)) == []
-    assert len(updates) == 1
+    assert len(starting(updates, "UPDATE outbox_event")) == 1
     assert _rows(db)[0] == ("test.write", "a", True)

@@ -3,35 +3,20 @@ and the same "last used" touch at most every five minutes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.factories import build_world
+from tests.statements import statements
 from zhengshu.core.db import Database, hold_loaded_objects, utcnow
 from zhengshu.core.errors import Unauthenticated
 from zhengshu.org import service as org_service
 from zhengshu.org.models import ApiToken, Organization, User
 from zhengshu.security.actor import Actor, Role
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def _issue(db: Database, username: str = "market_officer", expires_days: int | None = 30) -> tuple[str, str]:

@@ -20,6 +20,18 @@ async def _receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+async def _sent(_message: Any) -> None:
+    """The client's side of ``send``: nothing to keep."""
+
+
+async def _start(send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+
+
+async def _body(send: Any) -> None:
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
 def test_at_most_n_requests_at_work() -> None:
     at_work, most = 0, 0
 
@@ -29,16 +41,13 @@ def test_at_most_n_requests_at_work() -> None:
         most = max(most, at_work)
         await asyncio.sleep(0.01)
         at_work -= 1
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+        await _start(send)
+        await _body(send)
 
     limited = AdmissionLimit(app, max_inflight=2)
 
-    async def sent(_message: Any) -> None:
-        return None
-
     async def main() -> None:
-        await asyncio.gather(*(limited(_scope(), _receive, sent) for _ in range(10)))
+        await asyncio.gather(*(limited(_scope(), _receive, _sent) for _ in range(10)))
 
     asyncio.run(main())
     assert most == 2
@@ -50,23 +59,20 @@ def test_a_streaming_answer_gives_its_slot_back_when_it_starts() -> None:
         stream_may_end = asyncio.Event()
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await _start(send)
             if scope["path"] == "/download":
                 order.append("download started")
                 await stream_may_end.wait()  # the client is still reading the body
                 order.append("download ended")
             else:
                 order.append("api answered")
-            await send({"type": "http.response.body", "body": b"x"})
+            await _body(send)
 
         limited = AdmissionLimit(app, max_inflight=1)
 
-        async def sent(_message: Any) -> None:
-            return None
-
-        download = asyncio.create_task(limited(_scope("/download"), _receive, sent))
+        download = asyncio.create_task(limited(_scope("/download"), _receive, _sent))
         await asyncio.sleep(0.01)
-        await asyncio.wait_for(limited(_scope(), _receive, sent), timeout=2)  # not blocked by the download
+        await asyncio.wait_for(limited(_scope(), _receive, _sent), timeout=2)  # not blocked by the download
         stream_may_end.set()
         await download
         return order
@@ -83,26 +89,23 @@ def test_an_upload_is_not_counted_and_an_error_gives_the_slot_back() -> None:
                 await busy.wait()
             if scope["path"] == "/crash":
                 raise RuntimeError("boom")
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+            await _start(send)
+            await _body(send)
 
         limited = AdmissionLimit(app, max_inflight=1)
 
-        async def sent(_message: Any) -> None:
-            return None
-
-        holder = asyncio.create_task(limited(_scope("/busy"), _receive, sent))
+        holder = asyncio.create_task(limited(_scope("/busy"), _receive, _sent))
         await asyncio.sleep(0.01)
         upload = _scope("/api/v1/exchange/packages", length=LARGE_BODY_BYTES + 1)
-        await asyncio.wait_for(limited(upload, _receive, sent), timeout=2)  # passes the full cap
-        small = asyncio.create_task(limited(_scope(length=100), _receive, sent))
+        await asyncio.wait_for(limited(upload, _receive, _sent), timeout=2)  # passes the full cap
+        small = asyncio.create_task(limited(_scope(length=100), _receive, _sent))
         await asyncio.sleep(0.01)
         assert not small.done()  # a small body waits for the slot
         busy.set()
         await holder
         await asyncio.wait_for(small, timeout=2)
         with pytest.raises(RuntimeError):
-            await limited(_scope("/crash"), _receive, sent)
-        await asyncio.wait_for(limited(_scope(), _receive, sent), timeout=2)  # the crashed one gave it back
+            await limited(_scope("/crash"), _receive, _sent)
+        await asyncio.wait_for(limited(_scope(), _receive, _sent), timeout=2)  # the crashed one gave it back
 
     asyncio.run(main())

@@ -127,8 +127,8 @@ def test_gated_routers_match_exactly_like_fastapi(app: FastAPI) -> None:
     assert checked > 1000
 
 
-@needs_included_routers
-def test_gate_follows_routes_added_after_the_include() -> None:
+def _one_gated_router() -> tuple[APIRouter, Any]:
+    """A router with ``/things/{thing_id}`` included under ``/api/v1``, and its gate."""
     app = FastAPI()
     router = APIRouter()
     router.add_api_route("/things/{thing_id}", lambda thing_id: {}, methods=["GET"])
@@ -136,10 +136,21 @@ def test_gate_follows_routes_added_after_the_include() -> None:
     _gate_included_routers(app)
     (gated,) = app.router.routes[-1:]
     assert isinstance(gated, _GatedRouter)
+    return router, gated
+
+
+def _match(gated: Any, path: str) -> Match:
+    scope = {"type": "http", "path": path, "root_path": "", "method": "GET", "headers": []}
+    match: Match = gated.matches(scope)[0]
+    return match
+
+
+@needs_included_routers
+def test_gate_follows_routes_added_after_the_include() -> None:
+    router, gated = _one_gated_router()
 
     def match(path: str) -> Match:
-        scope = {"type": "http", "path": path, "root_path": "", "method": "GET", "headers": []}
-        return gated.matches(scope)[0]
+        return _match(gated, path)
 
     assert match("/api/v1/things/7") == Match.FULL
     assert match("/api/v1/late") == match("/api/v1/nested/late") == Match.NONE
@@ -153,18 +164,11 @@ def test_gate_follows_routes_added_after_the_include() -> None:
 
 @needs_included_routers
 def test_gate_stands_aside_when_fastapi_internals_differ(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = FastAPI()
-    router = APIRouter()
-    router.add_api_route("/things/{thing_id}", lambda thing_id: {}, methods=["GET"])
-    app.include_router(router, prefix="/api/v1")
-    _gate_included_routers(app)
-    (gated,) = app.router.routes[-1:]
+    _, gated = _one_gated_router()
 
     def changed_internals(self: Any) -> tuple[str, ...]:
         raise AttributeError("_routes_version")
 
     monkeypatch.setattr(_GatedRouter, "_leads", changed_internals)
-    scope = {"type": "http", "path": "/api/v1/things/7", "root_path": "", "method": "GET", "headers": []}
-    assert gated.matches(scope)[0] == Match.FULL  # FastAPI's own scan, not an error
-    scope["path"] = "/elsewhere"
-    assert gated.matches(scope)[0] == Match.NONE
+    assert _match(gated, "/api/v1/things/7") == Match.FULL  # FastAPI's own scan, not an error
+    assert _match(gated, "/elsewhere") == Match.NONE
