@@ -179,22 +179,24 @@ class _Run:
         in_parts = hasattr(writer, "upsert_part")
         parts: list[Prepared] = []
         waiting: list[pa.Table] = []  # parts read but not yet written: written together, one upsert per ~WRITE_ROWS
+        waiting_rows = 0
         read = 0
         for part, prepared in _prefetch(self.reader.changes(after_key=after_key, after_cursor=after_cursor), self.spec):
             parts.append(prepared)
             waiting.append(prepared.table)
+            waiting_rows += prepared.table.num_rows
             read += part.table.num_rows
             if part.end is None:
-                if in_parts and sum(t.num_rows for t in waiting) >= WRITE_ROWS:
+                if in_parts and waiting_rows >= WRITE_ROWS:
                     writer.upsert_part(pa.concat_tables(waiting), self.keys)
-                    waiting = []
+                    waiting, waiting_rows = [], 0
                 continue
             seq += 1
             cursor, key = encode_value(part.end[0]), encode_key(part.end[1])
             written = sum(p.table.num_rows for p in parts)
             cp_now = self.checkpoint("done", seq, self.result.rows_written + written, cursor=cursor, key=key)
             table = pa.concat_tables(waiting) if in_parts else pa.concat_tables([p.table for p in parts])
-            waiting = []
+            waiting, waiting_rows = [], 0
             writer.upsert(table, self.keys, cp_now)
             self.result.cursor = cursor
             self.after_batch(parts, read, written)
