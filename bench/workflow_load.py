@@ -787,13 +787,14 @@ class Verification:
     events: int
     audit_records: int
     audit_ok: bool
+    records_per_seal_pass: float
 
 
 def verify(database: Any, results: list[ClientResult], failed_creates: int, client_posts_ok: int) -> Verification:
     from sqlalchemy import func, select
 
     from zhengshu.audit import service as audit_service
-    from zhengshu.audit.models import AuditRecord
+    from zhengshu.audit.models import AuditChain, AuditRecord
     from zhengshu.demand.models import Authorization, DataApplication
     from zhengshu.objection.models import Objection
     from zhengshu.workflow.machine import get_machine
@@ -867,6 +868,9 @@ def verify(database: Any, results: list[ClientResult], failed_creates: int, clie
 
         # the audit trail: the chain verifies and holds a record of every 2xx change a client saw. Records are
         # sealed into the chain after their commit (the server's sealer thread); seal what is left first.
+        # A pass of the server's sealers writes one sealed_at: records per pass say how well they batch.
+        sealed = s.execute(select(func.count(), func.count(AuditChain.sealed_at.distinct()))).one()
+        per_pass = sealed[0] / sealed[1] if sealed[1] else 0.0
         audit_service.seal(database.engine, wait=True)
         report = audit_service.verify(s)
         if not report.ok:
@@ -878,7 +882,7 @@ def verify(database: Any, results: list[ClientResult], failed_creates: int, clie
         )
         if (audited or 0) < client_posts_ok:
             anomalies.append(f"{client_posts_ok} changes answered 2xx but only {audited} success audit records")
-    return Verification(anomalies, len(tickets), n_events, report.checked, report.ok)
+    return Verification(anomalies, len(tickets), n_events, report.checked, report.ok, per_pass)
 
 
 # ------------------------------------------------------------------------------------ running
@@ -1125,6 +1129,7 @@ def main(argv: list[str] | None = None) -> None:
             figures["ticket_events"] = check.events
             figures["audit_records"] = check.audit_records
             figures["audit_chain_ok"] = int(check.audit_ok)
+            figures["audit_records_per_seal_pass"] = round(check.records_per_seal_pass, 2)
             figures["unfinished_pipelines"] = sum(r.unfinished for r in results)
             figures["anomalies"] = len(check.anomalies)
             for line in check.anomalies[:50]:

@@ -285,6 +285,22 @@ def test_sealing_after_commit_runs_in_the_background(db: Database) -> None:
     assert _verify(db, seal_first=False).checked == 3
 
 
+def test_commits_arriving_within_the_pass_interval_share_one_pass(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a pass waits ``MIN_PASS_INTERVAL`` after the previous one, so the records of the commits made
+    meanwhile are sealed together (one sealed_at); whoever waits for the seal cuts the pause short."""
+    monkeypatch.setattr(sealing, "MIN_PASS_INTERVAL", 30.0)
+    first = _fill(db, 1)
+    assert sealing.wait_idle(10)  # a pass now: the next one waits 30 s unless someone waits for it
+    burst = [_fill(db, 1)[0] for _ in range(4)]  # four commits while the next pass waits
+    assert sealing.wait_idle(10), "waiting for the seal cuts the pause short"
+    links = _links(db)
+    assert [link.record_seq for link in links] == [first[0].seq, *(m.seq for m in burst)]
+    assert len({link.sealed_at for link in links[1:]}) == 1, "the burst was sealed in one pass"
+    assert _verify(db, seal_first=False).checked == 5
+
+
 def test_the_background_seal_follows_the_real_commit_not_a_savepoints_release(db: Database) -> None:
     """A request delivers its events in a savepoint after writing its audit record; that savepoint's RELEASE is
     not the commit, and the seal it would start then could not see the record yet."""

@@ -175,9 +175,12 @@ def test_a_failed_change_sends_nothing(db: Database, world: World, collecting: C
     assert collecting.calls == [] and unread(db, world, "market_officer") == 0
 
 
-def test_notifications_are_written_together_with_their_events(db: Database, world: World) -> None:
+def test_notifications_are_written_together_with_their_events(
+    db: Database, world: World, collecting: Collecting
+) -> None:
     """``notify`` names the row and leaves the insert to the next flush: several notifications of one step go
-    out in one statement, each with its ``notification.created`` event; a rollback leaves neither."""
+    out in one statement, each with its ``notification.created`` event (a channel besides the page is
+    registered); a rollback leaves neither."""
     from sqlalchemy import func, select
 
     from zhengshu.core.events import OutboxEvent
@@ -197,3 +200,21 @@ def test_notifications_are_written_together_with_their_events(db: Database, worl
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Notification)) == 0
         assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_with_the_page_alone_no_event_is_written(db: Database, world: World) -> None:
+    """The page shows the stored row; an event nobody would send anything for is not written."""
+    from sqlalchemy import func, select
+
+    from zhengshu.core.events import OutboxEvent
+
+    assert [c.name for c in channels()] == ["page"]
+    with db.session() as s:
+        with statements(db) as seen:
+            notify_service.notify(s, org_id=world.orgs["market"], title="仅页面")
+            s.flush()
+        assert starting(seen, "INSERT INTO outbox_event") == []
+        s.commit()
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    assert unread(db, world, "market_officer") == 1

@@ -2,7 +2,9 @@
 
 ``record()`` marks its session; when that session commits, the engine is handed to one background thread per
 process, which seals everything waiting (``service.seal``) on a connection of its own. Commits that arrive
-while it works coalesce into its next pass. Best effort: if it fails, or another process's sealer holds the
+while it works coalesce into its next pass, and a pass starts no sooner than ``MIN_PASS_INTERVAL`` after the
+previous one: under load a pass then seals the records of many commits (each pass is a transaction of six
+statements), while a lone commit is sealed at once. Best effort: if it fails, or another process's sealer holds the
 lock and has already read the queue, the next commit, the ``audit.seal`` job (every minute) or ``verify()``
 seals the rest.
 """
@@ -27,6 +29,7 @@ AFTER_COMMIT = True
 # Another sealer held the lock: it may have read the queue before our commit, so look again shortly.
 RETRY_DELAYS = (0.05, 0.2, 1.0)
 EXIT_WAIT = 5.0  # seconds a process waits at exit for its last seal
+MIN_PASS_INTERVAL = 0.1  # seconds between the starts of two passes; wait_idle() cuts the pause short
 
 
 def mark(session: Session) -> None:
@@ -54,6 +57,7 @@ class _Sealer:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._hurry = threading.Event()  # someone waits for the seal: no pause before the next pass
         self._thread: threading.Thread | None = None
 
     def schedule(self, engine: Engine, attempt: int = 0) -> None:
@@ -68,14 +72,20 @@ class _Sealer:
 
     def wait_idle(self, timeout: float) -> bool:
         """For tests and short-lived processes: wait until nothing is scheduled."""
+        self._hurry.set()
         return self._idle.wait(timeout)
 
     def _run(self) -> None:
         from zhengshu.audit.service import seal
 
+        last_pass = -MIN_PASS_INTERVAL
         while True:
             self._wake.wait()
+            pause = last_pass + MIN_PASS_INTERVAL - time.monotonic()
+            if pause > 0:
+                self._hurry.wait(pause)  # let the commits arriving meanwhile join this pass
             self._wake.clear()
+            last_pass = time.monotonic()
             with self._lock:
                 batch = list(self._wanted.values())
                 self._wanted.clear()
@@ -90,6 +100,7 @@ class _Sealer:
                     self.schedule(engine, attempt + 1)
             with self._lock:
                 if not self._wanted:
+                    self._hurry.clear()
                     self._idle.set()
 
 

@@ -17,8 +17,9 @@ e-mail, SMS, a government messaging app — plug in here without touching the fe
 
 Channels are called by the outbox consumer of ``notification.created``, after the change that caused the
 notification has committed (never inside a request), with the users the notification reaches (active users of
-the organization having one of its roles, or the one addressed user). A channel that raises is logged and does
-not stop the other channels; the notification stays in the page either way.
+the organization having one of its roles, or the one addressed user). The event is written only while a channel
+other than the page is registered. A channel that raises is logged and does not stop the other channels; the
+notification stays in the page either way.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def unregister_channel(name: str) -> None:
 
 def channels() -> list[Channel]:
     return list(_channels.values())
+
+
+def sends_beyond_page() -> bool:
+    """Whether a notification has anywhere to go besides the page (its stored row)."""
+    return any(name != InPageChannel.name for name in _channels)
 
 
 register_channel(InPageChannel())

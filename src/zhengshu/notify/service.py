@@ -1,8 +1,9 @@
 """Notifications: send, list mine, mark read; and the consumer that turns every ticket move into a to-do
 notice, so catalog review, applications and objections notify without importing this module.
 
-``notify`` stores the notification (the in-page channel) and emits ``notification.created``; the other
-channels (see :mod:`zhengshu.notify.channels`) are called by that event's consumer, after commit.
+``notify`` stores the notification (the in-page channel) and, when another channel is registered (see
+:mod:`zhengshu.notify.channels`), emits ``notification.created``, whose consumer calls those channels after
+commit. With the page alone there is nothing to send: no event is written and no worker looks it up later.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from zhengshu.core.db import new_id, utcnow
 from zhengshu.core.errors import NotFound
 from zhengshu.core.events import OutboxEvent, consumer, emit
-from zhengshu.notify.channels import channels
+from zhengshu.notify.channels import channels, sends_beyond_page
 from zhengshu.notify.models import Notification, NotificationRead
 from zhengshu.org.models import User
 from zhengshu.security.actor import Actor, Role
@@ -66,7 +67,8 @@ def notify(
         created_at=utcnow(),
     )
     session.add(notification)
-    emit(session, "notification.created", notification_id=notification.id)
+    if sends_beyond_page():
+        emit(session, "notification.created", notification_id=notification.id)
     return notification
 
 
