@@ -145,10 +145,16 @@ def test_steps_read_items_and_histories_with_their_rows(
         assert len(starting(seen, "SELECT objection.title")) == 1, "the group is found and locked in one query"
         assert starting(seen, "SELECT ticket_event") == []
         assert starting(seen, "SELECT objection_attachment") == []
+        # the step finds the group's flag, and the answer lists the group's flags, from one read
+        assert len(starting(seen, "SELECT objection_flag")) == 1, verb
     with statements(db) as seen:
         r = act(client, h["hrss_officer"], oid, "confirm")
     assert r.status_code == 200, r.text
     assert starting(seen, "SELECT ticket_event") == [] and starting(seen, "SELECT objection_attachment") == []
+    # whether the group is done, and the answer's members and flags: one read of each
+    assert len(starting(seen, "SELECT objection.id")) == 1 and starting(seen, "SELECT count(*)") == []
+    assert len(starting(seen, "SELECT objection_flag")) == 1
+    assert r.json()["flags"][0]["closed_at"] is not None, "the last member closed: the flag is removed"
 
 
 @pytest.mark.parametrize("who", ["nc_police_officer", "market_user"])

@@ -132,25 +132,71 @@ def group_members(session: Session, obj: Objection, *, states: Sequence[str] | N
     return list(session.scalars(stmt.order_by(Objection.created_at, Objection.id)))
 
 
+# What the current transaction has read of a group, so a step and the read model after it read it once: the
+# members (id, open?) and the flags, open and closed, with those the step added. Only what this transaction
+# has read or written is kept, and only for this transaction (a new one reads again).
+_GROUP_SEEN = "zhengshu.objection.group_seen"
+
+
+@dataclass
+class _GroupSeen:
+    transaction: Any
+    members: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)  # group → (id, open), oldest first
+    flags: dict[str, list[RecordFlag]] = field(default_factory=dict)  # group → its flags
+
+
+def _group_seen(session: Session) -> _GroupSeen:
+    transaction = session.get_transaction()
+    seen = session.info.get(_GROUP_SEEN)
+    if not isinstance(seen, _GroupSeen) or seen.transaction is not transaction:
+        seen = session.info[_GROUP_SEEN] = _GroupSeen(transaction)
+    return seen
+
+
+def _group_members_open(session: Session, group_id: str) -> list[tuple[str, bool]]:
+    """The group's members as (id, still open), oldest first, read after flushing this step's changes."""
+    session.flush()
+    rows = session.execute(
+        select(Objection.id, Objection.closed_at.is_(None))
+        .where(Objection.group_id == group_id)
+        .order_by(Objection.created_at, Objection.id)
+    ).all()
+    members = [(str(i), bool(still_open)) for i, still_open in rows]
+    _group_seen(session).members[group_id] = members
+    return members
+
+
 def group_member_ids(session: Session, obj: Objection) -> list[str]:
     """Ids of ``obj``'s group, oldest first (:func:`group_members` without loading the objections)."""
-    return list(
-        session.scalars(
-            select(Objection.id).where(Objection.group_id == obj.group_id).order_by(Objection.created_at, Objection.id)
+    members = _group_seen(session).members.get(obj.group_id)
+    if members is None:
+        return list(
+            session.scalars(
+                select(Objection.id)
+                .where(Objection.group_id == obj.group_id)
+                .order_by(Objection.created_at, Objection.id)
+            )
         )
-    )
+    return [i for i, _ in members]
+
+
+def _flags_of_group(session: Session, group_id: str, entry_id: str) -> list[RecordFlag]:
+    seen = _group_seen(session)
+    flags = seen.flags.get(group_id)
+    if flags is None or any(f not in session for f in flags):  # a rolled-back savepoint took one away
+        flags = list(
+            session.scalars(select(RecordFlag).where(RecordFlag.group_id == group_id, RecordFlag.entry_id == entry_id))
+        )
+        seen.flags[group_id] = flags
+    return flags
 
 
 def group_flags(session: Session, obj: Objection) -> list[RecordFlag]:
     """The flags (open and closed) of ``obj``'s group, newest first, as :func:`flags_for` orders them; by the
     group's index, not every flag of the entry."""
-    return list(
-        session.scalars(
-            select(RecordFlag)
-            .where(RecordFlag.group_id == obj.group_id, RecordFlag.entry_id == obj.entry_id)
-            .order_by(RecordFlag.opened_at.desc(), RecordFlag.id)
-        )
-    )
+    flags = _flags_of_group(session, obj.group_id, obj.entry_id)
+    by_id = sorted(flags, key=lambda f: f.id)
+    return sorted(by_id, key=lambda f: f.opened_at, reverse=True)
 
 
 def timeline(session: Session, obj: Objection) -> list[TicketEvent]:
@@ -356,7 +402,7 @@ def raise_objection(
     obj.group_id = leader.group_id if leader else obj.id
     # read before anything is added: the query's autoflush then writes nothing, and the request's rows go
     # out together in the one flush below (a new group has no flag yet)
-    flag = _open_flag(session, obj.group_id) if leader is not None else None
+    flag = _open_flag(session, obj.group_id, obj.entry_id) if leader is not None else None
     obj.ticket_id = new_id()  # named now, so the objection is inserted with it (no update after)
     if not checked:
         obj.attachments = []  # known empty: the read model does not query for them
@@ -478,10 +524,8 @@ def raise_system_objection(
 # ---- flags and corrections ----------------------------------------------------------------------------
 
 
-def _open_flag(session: Session, group_id: str) -> RecordFlag | None:
-    return session.scalars(
-        select(RecordFlag).where(RecordFlag.group_id == group_id, RecordFlag.closed_at.is_(None))
-    ).first()
+def _open_flag(session: Session, group_id: str, entry_id: str) -> RecordFlag | None:
+    return next((f for f in _flags_of_group(session, group_id, entry_id) if f.closed_at is None), None)
 
 
 def _add_to_flag(flag: RecordFlag, obj: Objection) -> None:
@@ -493,7 +537,7 @@ def _add_to_flag(flag: RecordFlag, obj: Objection) -> None:
 
 def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequence[Objection]) -> RecordFlag:
     """标注 the group's target (once): every reader of it sees it is under objection."""
-    flag = _open_flag(session, leader.group_id)
+    flag = _open_flag(session, leader.group_id, leader.entry_id)
     if flag is None:
         flag = RecordFlag(
             id=new_id(),  # known now: the insert goes out with the request's other writes
@@ -513,6 +557,7 @@ def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequenc
         for m in members:  # before the insert: one statement, not an insert and an update
             _add_to_flag(flag, m)
         session.add(flag)
+        _group_seen(session).flags.setdefault(leader.group_id, []).append(flag)
         emit(session, "objection.flag.opened", flag_id=flag.id, group_id=flag.group_id, entry_id=flag.entry_id)
         return flag
     for m in members:
@@ -520,17 +565,12 @@ def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequenc
     return flag
 
 
-def _close_flag_when_done(session: Session, group_id: str, reason: str) -> None:
+def _close_flag_when_done(session: Session, obj: Objection, reason: str) -> None:
     """The flag is removed when the last objection of the group is closed (archived or withdrawn)."""
-    session.flush()
-    still_open = session.scalar(
-        select(func.count()).select_from(Objection).where(Objection.group_id == group_id, Objection.closed_at.is_(None))
-    )
-    if still_open:
+    group_id = obj.group_id
+    if any(still_open for _, still_open in _group_members_open(session, group_id)):
         return
-    for flag in session.scalars(
-        select(RecordFlag).where(RecordFlag.group_id == group_id, RecordFlag.closed_at.is_(None))
-    ):
+    for flag in [f for f in _flags_of_group(session, group_id, obj.entry_id) if f.closed_at is None]:
         flag.closed_at = utcnow()
         flag.close_reason = reason
         emit(session, "objection.flag.closed", flag_id=flag.id, group_id=group_id, entry_id=flag.entry_id)
@@ -851,7 +891,7 @@ def confirm(
     _ensure_can(obj, "confirm")
     ticket = tickets_with_history(session, [obj])[obj.id]
     _move(session, actor=actor, obj=obj, name="confirm", comment=comment, today=today, ticket=ticket)
-    _close_flag_when_done(session, obj.group_id, "异议已办结")
+    _close_flag_when_done(session, obj, "异议已办结")
     emit(session, "objection.confirmed", objection_id=obj.id, group_id=obj.group_id)
     session.flush()  # the step's rows and its events in one flush
     return obj
@@ -926,7 +966,7 @@ def arbitrate(
             data={"decision": arbitrate_in.decision, "correction_id": correction.id if correction else None},
             today=today,
         )
-    _close_flag_when_done(session, obj.group_id, f"数据主管部门已裁定：{label}")
+    _close_flag_when_done(session, obj, f"数据主管部门已裁定：{label}")
     for m in members:
         emit(session, "objection.arbitrated", objection_id=m.id, group_id=m.group_id, decision=arbitrate_in.decision)
     session.flush()  # the step's rows and its events in one flush
@@ -941,7 +981,7 @@ def withdraw(
     _ensure_can(obj, "withdraw")
     ticket = tickets_with_history(session, [obj])[obj.id]
     _move(session, actor=actor, obj=obj, name="withdraw", comment=reason, today=today, ticket=ticket)
-    _close_flag_when_done(session, obj.group_id, "异议已撤回")
+    _close_flag_when_done(session, obj, "异议已撤回")
     emit(session, "objection.withdrawn", objection_id=obj.id, group_id=obj.group_id)
     session.flush()  # the step's rows and its events in one flush
     return obj
