@@ -361,6 +361,34 @@ def cpu_snapshot(server_pid: int) -> dict[str, dict[int, float]]:
     }
 
 
+def calibration_ms(calls: int = 1500) -> float:
+    """CPU milliseconds of one call to a FastAPI hello-world route, in-process through httpx: how fast this
+    shared machine runs Python right now. Its speed drifts by a third or more within an hour, so figures of
+    runs made at different times are compared divided by this (``*_per_change_calibrated``)."""
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/hello")
+    def hello() -> dict[str, int]:
+        return {"ok": 1}
+
+    async def run() -> float:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://calibration.local") as client:
+            for _ in range(100):
+                await client.get("/hello")
+            t0 = time.process_time()
+            for _ in range(calls):
+                await client.get("/hello")
+            return (time.process_time() - t0) / calls * 1000
+
+    return asyncio.run(run())
+
+
 def total_cpu() -> float:
     with open("/proc/stat") as f:
         parts = f.readline().split()[1:]
@@ -997,6 +1025,7 @@ def main(argv: list[str] | None = None) -> None:
 
     load_features()
     err.print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    calibration_before = calibration_ms()
     schema = f"bench_flow_{uuid.uuid4().hex[:8]}"
     sep = "&" if "?" in args.pg_url else "?"
     db_url = f"{args.pg_url}{sep}options=-csearch_path%3D{schema}"
@@ -1120,6 +1149,14 @@ def main(argv: list[str] | None = None) -> None:
                 if changes:
                     figures["server_cpu_ms_per_change"] = server_cores * args.seconds / changes * 1000
                     figures["postgres_cpu_ms_per_change"] = pg_cores * args.seconds / changes * 1000
+            calibration_after = calibration_ms()
+            calibration = (calibration_before + calibration_after) / 2
+            figures["calibration_ms_before"] = calibration_before
+            figures["calibration_ms_after"] = calibration_after
+            if "server_cpu_ms_per_change" in figures:
+                for side in ("server", "postgres"):
+                    per_change = float(figures[f"{side}_cpu_ms_per_change"])
+                    figures[f"{side}_cpu_per_change_calibrated"] = per_change / calibration
 
             with err.status("verifying tickets, histories and the audit chain"):
                 failed_creates = sum(1 for c in calls if c[1] == "create" and not 200 <= c[2] < 300)

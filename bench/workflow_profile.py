@@ -45,6 +45,7 @@ from workflow_load import (
     _shanghai_today,
     application_body,
     build_province,
+    calibration_ms,
     prepare_schema,
 )
 
@@ -228,6 +229,7 @@ def main() -> None:
     from zhengshu.web.app import create_app
 
     load_features()
+    calibration = calibration_ms()
     meter = Meter()
     meter.trace_kind = args.sql
     schema = f"bench_prof_{uuid.uuid4().hex[:8]}"
@@ -280,6 +282,9 @@ def main() -> None:
     print(f"cpu_ms_per_change: {cpu_per_change:.2f}")
     floor_write = meter.cpu["floor.write"] / meter.calls["floor.write"] * 1000
     print(f"ratio_change_to_floor_write: {cpu_per_change / floor_write:.2f}")
+    calibration = (calibration + calibration_ms()) / 2
+    print(f"calibration_ms: {calibration:.3f}")
+    print(f"cpu_per_change_calibrated: {cpu_per_change / calibration:.2f}")
 
 
 if __name__ == "__main__":
