@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from tests.statements import statements
 from zhengshu.audit import sealing
 from zhengshu.audit import service as audit_service
 from zhengshu.audit.models import GENESIS_HASH, AuditChain, AuditHead, AuditPending, AuditRecord
@@ -503,6 +504,32 @@ def test_sealing_goes_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch, 
     assert _seal(db) == 4
     assert [link.position for link in _links(db)] == list(range(1, 8))
     assert _verify(db).checked == 7
+
+
+def test_a_sealer_pass_is_three_statements_on_postgresql(db: Database, no_background_seal: None) -> None:
+    """The sealer lock tried with the head read, the queue read, then links, queue and head written in one
+    statement whose text does not depend on the number of links. A busy sealer gives up without waiting."""
+    if _dialect(db) != "postgresql":
+        pytest.skip("SQLite writes the links, the queue and the head in statements of their own")
+    _fill(db, 4)
+    with db.engine.connect() as holder:
+        holder.begin()
+        assert audit_service.seal_batch(holder) == 4  # holds the sealer lock and the head until it ends
+        with db.engine.begin() as conn, statements(db) as seen:
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            assert audit_service.seal_batch(conn) is None
+        assert len(seen) == 3, seen  # the lock timeout, the combined try, the plain try telling busy from missing
+        holder.commit()
+    writes: set[str] = set()
+    for count in (1, 3):
+        made = _fill(db, count)
+        with db.engine.begin() as conn, statements(db) as seen:
+            assert audit_service.seal_batch(conn) == count
+        assert len(seen) == 3, seen
+        writes.update(s for s in seen if s.startswith("WITH linked AS"))
+        assert [link.record_seq for link in _links(db)][-count:] == [m.seq for m in made]
+    assert len(writes) == 1, "one statement text for one link or three"
+    assert _verify(db, seal_first=False).checked == 8
 
 
 def test_verify_seals_inside_a_sqlite_write_transaction(db: Database, no_background_seal: None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -160,39 +160,79 @@ def _insert_head_if_missing(conn: Connection) -> None:
     conn.execute(stmt)
 
 
+_SEAL_LOCK_KEY = "(CAST(:ns AS bigint) << 32) | CAST(CAST(CAST('audit_head' AS regclass) AS oid) AS bigint)"
+_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID).with_for_update()
+# PostgreSQL, the usual case in one statement: the sealer lock tried and the head locked and read. No row when
+# another sealer holds the lock (or the head row is missing: the slow path below tells which).
+_PG_TRY_LOCK_AND_HEAD = _HEAD.where(
+    text(f"pg_try_advisory_xact_lock({_SEAL_LOCK_KEY})").bindparams(ns=SEAL_LOCK_NAMESPACE)
+)
+_WAITING = (
+    select(AuditPending.seq, AuditRecord.hash)
+    .join(AuditRecord, AuditRecord.seq == AuditPending.seq)
+    .order_by(AuditPending.seq)
+    .limit(bindparam("batch"))
+)
+# PostgreSQL: the links written, the queue emptied of them and the head moved in one statement, whose text does
+# not depend on how many links there are (arrays), so it is prepared once.
+_PG_WRITE_LINKS = text(
+    """
+    WITH linked AS (
+        INSERT INTO audit_chain (position, record_seq, record_hash, prev_hash, sealed_at, hash)
+        SELECT link.position, link.record_seq, link.record_hash, link.prev_hash, CAST(:sealed_at AS timestamptz),
+               link.hash
+        FROM unnest(CAST(:positions AS bigint[]), CAST(:seqs AS bigint[]), CAST(:record_hashes AS varchar[]),
+                    CAST(:prev_hashes AS varchar[]), CAST(:hashes AS varchar[]))
+             AS link(position, record_seq, record_hash, prev_hash, hash)
+    ), unqueued AS (
+        DELETE FROM audit_pending WHERE seq = ANY(CAST(:seqs AS bigint[]))
+    )
+    UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash WHERE id = :head_id
+    """
+)
+
+
 def _take_sealer_lock(conn: Connection, *, wait: bool) -> bool:
     """Only one sealer at a time. PostgreSQL: a transaction-scoped advisory lock (``wait=False`` gives up at
     once when another sealer holds it). SQLite: the database's write lock, taken by a no-op UPDATE, since
     pysqlite opens the transaction lazily and the head read next must not be stale."""
     if conn.dialect.name == "postgresql":
-        key = "(CAST(:ns AS bigint) << 32) | CAST(CAST(CAST('audit_head' AS regclass) AS oid) AS bigint)"
         if wait:
-            conn.execute(text(f"SELECT pg_advisory_xact_lock({key})"), {"ns": SEAL_LOCK_NAMESPACE})
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_SEAL_LOCK_KEY})"), {"ns": SEAL_LOCK_NAMESPACE})
             return True
         return bool(
-            conn.execute(text(f"SELECT pg_try_advisory_xact_lock({key})"), {"ns": SEAL_LOCK_NAMESPACE}).scalar()
+            conn.execute(
+                text(f"SELECT pg_try_advisory_xact_lock({_SEAL_LOCK_KEY})"), {"ns": SEAL_LOCK_NAMESPACE}
+            ).scalar()
         )
     conn.execute(text("UPDATE audit_head SET last_hash = last_hash WHERE 1 = 0"))
     return True
 
 
+def _locked_head(conn: Connection, *, wait: bool) -> Any:
+    """The head row, locked, with the sealer lock held; None when another sealer holds it (``wait=False``).
+    The head is locked before any record is read, the order the migrations' downgrade keeps too."""
+    if conn.dialect.name == "postgresql" and not wait:
+        head = conn.execute(_PG_TRY_LOCK_AND_HEAD).first()
+        if head is not None:
+            return head
+    if not _take_sealer_lock(conn, wait=wait):
+        return None
+    head = conn.execute(_HEAD).first()
+    if head is None:  # tables created without the seed row (e.g. by hand)
+        _insert_head_if_missing(conn)
+        head = conn.execute(_HEAD).one()
+    return head
+
+
 def seal_batch(conn: Connection, *, wait: bool = False) -> int | None:
     """Link up to ``SEAL_BATCH`` committed, unsealed records into the chain in the caller's transaction on
     ``conn``; the number linked, or None when another sealer holds the lock (``wait=False``)."""
-    if not _take_sealer_lock(conn, wait=wait):
+    head = _locked_head(conn, wait=wait)
+    if head is None:
         return None
-    head_stmt = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HEAD_ID).with_for_update()
-    head = conn.execute(head_stmt).first()
-    if head is None:  # tables created without the seed row (e.g. by hand)
-        _insert_head_if_missing(conn)
-        head = conn.execute(head_stmt).one()
     # A queued seq whose record is gone stays queued: verify() reports it.
-    waiting = conn.execute(
-        select(AuditPending.seq, AuditRecord.hash)
-        .join(AuditRecord, AuditRecord.seq == AuditPending.seq)
-        .order_by(AuditPending.seq)
-        .limit(SEAL_BATCH)
-    ).all()
+    waiting = conn.execute(_WAITING, {"batch": SEAL_BATCH}).all()
     if not waiting:
         return 0
     position, prev = int(head[0]), str(head[1])
@@ -209,6 +249,22 @@ def seal_batch(conn: Connection, *, wait: bool = False) -> int | None:
         }
         prev = link["hash"] = link_hash(link)
         links.append(link)
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            _PG_WRITE_LINKS,
+            {
+                "sealed_at": sealed_at,
+                "positions": [link["position"] for link in links],
+                "seqs": [link["record_seq"] for link in links],
+                "record_hashes": [link["record_hash"] for link in links],
+                "prev_hashes": [link["prev_hash"] for link in links],
+                "hashes": [link["hash"] for link in links],
+                "last_seq": position,
+                "last_hash": prev,
+                "head_id": HEAD_ID,
+            },
+        )
+        return len(links)
     conn.execute(insert(AuditChain), links)
     conn.execute(delete(AuditPending).where(AuditPending.seq.in_([seq for seq, _ in waiting])))
     conn.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=position, last_hash=prev))
