@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -553,6 +554,46 @@ def test_objections_on_the_same_record_are_grouped_and_move_together(
         assert flag.closed_at is None, "the flag stays while a member is open"
         objection_service.withdraw(s, actor=world["nc_police_officer"], objection_id=third.id)
         assert flag.closed_at is not None
+
+
+def test_members_closed_at_the_same_moment_remove_the_flag(db: Database, world: World, setup: dict[str, str]) -> None:
+    """Two objectors confirm the members of one group at the same moment: the flag goes with the last of them.
+    Each used to count the other as still open (neither had committed), so the flag stayed for good."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite lets one writer in at a time: the two confirmations cannot overlap")
+    with db.session() as s:
+        first = raise_(s, world, setup)
+        second = raise_(s, world, setup, who="nc_police_officer", item_key=setup["企业名称"], today=D(2026, 9, 30))
+        objection_service.accept(s, actor=world["market_officer"], objection_id=first.id)
+        objection_service.answer(s, actor=world["market_officer"], objection_id=first.id, answer_in=corrected())
+        ids = (first.id, second.id)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def confirm_second() -> None:
+        try:
+            with db.session() as s:
+                objection_service.confirm(s, actor=world["nc_police_officer"], objection_id=ids[1])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    early = db.session_factory()
+    try:
+        objection_service.confirm(early, actor=world["hrss_officer"], objection_id=ids[0])  # not committed yet
+        late = threading.Thread(target=confirm_second)
+        late.start()
+        assert not done.wait(1.0), "the second confirmation waits for the first's lock on the flag"
+        early.commit()
+    finally:
+        early.close()
+    late.join(30)
+    assert errors == []
+    with db.session() as s:
+        (flag,) = s.scalars(select(RecordFlag).where(RecordFlag.group_id == ids[0])).all()
+        assert flag.closed_at is not None
+        assert {o.state for o in s.scalars(select(Objection).where(Objection.group_id == ids[0]))} == {wf.ARCHIVED}
 
 
 def test_item_objections_group_by_entry_and_item(db: Database, world: World, setup: dict[str, str]) -> None:

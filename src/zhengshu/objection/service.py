@@ -180,13 +180,15 @@ def group_member_ids(session: Session, obj: Objection) -> list[str]:
     return [i for i, _ in members]
 
 
-def _flags_of_group(session: Session, group_id: str, entry_id: str) -> list[RecordFlag]:
+def _flags_of_group(session: Session, group_id: str, entry_id: str, *, lock: bool = False) -> list[RecordFlag]:
+    """The group's flags, read once per transaction; ``lock`` reads (and locks) them again."""
     seen = _group_seen(session)
     flags = seen.flags.get(group_id)
-    if flags is None or any(f not in session for f in flags):  # a rolled-back savepoint took one away
-        flags = list(
-            session.scalars(select(RecordFlag).where(RecordFlag.group_id == group_id, RecordFlag.entry_id == entry_id))
-        )
+    if lock or flags is None or any(f not in session for f in flags):  # a rolled-back savepoint took one away
+        stmt = select(RecordFlag).where(RecordFlag.group_id == group_id, RecordFlag.entry_id == entry_id)
+        if lock:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        flags = list(session.scalars(stmt))
         seen.flags[group_id] = flags
     return flags
 
@@ -568,9 +570,13 @@ def _flag(session: Session, *, actor: Actor, leader: Objection, members: Sequenc
 def _close_flag_when_done(session: Session, obj: Objection, reason: str) -> None:
     """The flag is removed when the last objection of the group is closed (archived or withdrawn)."""
     group_id = obj.group_id
+    # The group's flags are locked before its members are counted: two members closed at the same moment would
+    # otherwise each count the other as open (neither committed yet) and the flag would stay for good. The
+    # second now waits here until the first commits, then counts it closed and removes the flag.
+    flags = _flags_of_group(session, group_id, obj.entry_id, lock=True)
     if any(still_open for _, still_open in _group_members_open(session, group_id)):
         return
-    for flag in [f for f in _flags_of_group(session, group_id, obj.entry_id) if f.closed_at is None]:
+    for flag in [f for f in flags if f.closed_at is None]:
         flag.closed_at = utcnow()
         flag.close_reason = reason
         emit(session, "objection.flag.closed", flag_id=flag.id, group_id=group_id, entry_id=flag.entry_id)
