@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import BACKEND
+from tests.statements import statements
 from zhengshu.core.db import Database
 from zhengshu.gateway import service as gw_service
 
@@ -41,6 +42,20 @@ def test_commit_bumps_once_and_rollback_not_at_all(db: Database) -> None:
         assert _generation(db) == start + 2 and heard == [1, 1]
     finally:
         gw_service.local_listeners.pop()
+
+
+def test_a_bump_asked_in_a_savepoint_is_written_at_the_commit_not_at_its_release(db: Database) -> None:
+    """The request's events are delivered in a savepoint, and granting consumers bump there: the row is still
+    written at the commit, after everything else the request writes."""
+    start = _generation(db)
+    with statements(db) as seen, db.session() as s:
+        with s.begin_nested():
+            gw_service.bump_generation(s)
+        s.execute(text("SELECT 1"))  # the transaction goes on after the release
+        assert not [x for x in seen if "gateway_generation" in x], "not written at the savepoint's release"
+        s.commit()
+        assert "gateway_generation" in seen[-1], "written last, at the commit"
+    assert _generation(db) == start + 1
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="row locks: PostgreSQL")

@@ -50,6 +50,8 @@ def _notify_local(session: Session) -> None:
 
 
 def _write_bump(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's RELEASE (the request's event delivery is one): the commit comes later
     if session.info.pop(_PENDING, None) is not session.get_transaction():
         return  # no bump asked, or asked in a transaction that was rolled back
     now = utcnow()
