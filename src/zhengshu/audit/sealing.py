@@ -3,10 +3,10 @@
 ``record()`` marks its session; when that session commits, the engine is handed to one background thread per
 process, which seals everything waiting (``service.seal``) on a connection of its own. Commits that arrive
 while it works coalesce into its next pass, and a pass starts no sooner than ``MIN_PASS_INTERVAL`` after the
-previous one: under load a pass then seals the records of many commits (each pass is a transaction of six
-statements), while a lone commit is sealed at once. Best effort: if it fails, or another process's sealer holds the
-lock and has already read the queue, the next commit, the ``audit.seal`` job (every minute) or ``verify()``
-seals the rest.
+previous one: under load a pass then seals the records of many commits (each pass is a transaction of its
+own: three statements on PostgreSQL), while a lone commit is sealed at once. Best effort: if it fails, or
+another process's sealer holds the lock and has already read the queue, the next commit, the ``audit.seal``
+job (every minute) or ``verify()`` seals the rest.
 """
 
 from __future__ import annotations

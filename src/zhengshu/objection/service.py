@@ -133,15 +133,15 @@ def group_members(session: Session, obj: Objection, *, states: Sequence[str] | N
 
 
 # What the current transaction has read of a group, so a step and the read model after it read it once: the
-# members (id, open?) and the flags, open and closed, with those the step added. Only what this transaction
-# has read or written is kept, and only for this transaction (a new one reads again).
+# members' ids and the flags, open and closed, with those the step added. Only what this transaction has read
+# or written is kept, and only for this transaction (a new one reads again).
 _GROUP_SEEN = "zhengshu.objection.group_seen"
 
 
 @dataclass
 class _GroupSeen:
     transaction: Any
-    members: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)  # group → (id, open), oldest first
+    member_ids: dict[str, list[str]] = field(default_factory=dict)  # group → its members' ids, oldest first
     flags: dict[str, list[RecordFlag]] = field(default_factory=dict)  # group → its flags
 
 
@@ -153,31 +153,21 @@ def _group_seen(session: Session) -> _GroupSeen:
     return seen
 
 
-def _group_members_open(session: Session, group_id: str) -> list[tuple[str, bool]]:
-    """The group's members as (id, still open), oldest first, read after flushing this step's changes."""
-    session.flush()
+def _read_members(session: Session, group_id: str) -> list[tuple[str, bool]]:
+    """The group's members as (id, still open), oldest first; their ids are kept for this transaction."""
     rows = session.execute(
         select(Objection.id, Objection.closed_at.is_(None))
         .where(Objection.group_id == group_id)
         .order_by(Objection.created_at, Objection.id)
     ).all()
-    members = [(str(i), bool(still_open)) for i, still_open in rows]
-    _group_seen(session).members[group_id] = members
-    return members
+    _group_seen(session).member_ids[group_id] = [str(i) for i, _ in rows]
+    return [(str(i), bool(still_open)) for i, still_open in rows]
 
 
 def group_member_ids(session: Session, obj: Objection) -> list[str]:
     """Ids of ``obj``'s group, oldest first (:func:`group_members` without loading the objections)."""
-    members = _group_seen(session).members.get(obj.group_id)
-    if members is None:
-        return list(
-            session.scalars(
-                select(Objection.id)
-                .where(Objection.group_id == obj.group_id)
-                .order_by(Objection.created_at, Objection.id)
-            )
-        )
-    return [i for i, _ in members]
+    ids = _group_seen(session).member_ids.get(obj.group_id)
+    return list(ids) if ids is not None else [i for i, _ in _read_members(session, obj.group_id)]
 
 
 def _flags_of_group(session: Session, group_id: str, entry_id: str, *, lock: bool = False) -> list[RecordFlag]:
@@ -573,8 +563,9 @@ def _close_flag_when_done(session: Session, obj: Objection, reason: str) -> None
     # The group's flags are locked before its members are counted: two members closed at the same moment would
     # otherwise each count the other as open (neither committed yet) and the flag would stay for good. The
     # second now waits here until the first commits, then counts it closed and removes the flag.
+    session.flush()  # this step's closing is written before the group is counted
     flags = _flags_of_group(session, group_id, obj.entry_id, lock=True)
-    if any(still_open for _, still_open in _group_members_open(session, group_id)):
+    if any(still_open for _, still_open in _read_members(session, group_id)):
         return
     for flag in [f for f in flags if f.closed_at is None]:
         flag.closed_at = utcnow()
