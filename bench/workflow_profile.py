@@ -42,6 +42,7 @@ from workflow_load import (
     API,
     PASSWORD,
     Province,
+    _proc_stat,
     _shanghai_today,
     application_body,
     build_province,
@@ -63,6 +64,20 @@ class Meter:
         self.cpu: dict[str, float] = defaultdict(float)
         self.trace_kind: str | None = None  # print the statements of the first measured call of this kind
         self.traced: list[str] = []
+        self.pg_cpu: dict[str, float] = defaultdict(float)
+        self.backends: set[int] = set()  # PostgreSQL backend pids of the app's connections
+
+    def connected(self, dbapi_connection: Any, _record: Any) -> None:
+        if hasattr(dbapi_connection, "info") and hasattr(dbapi_connection.info, "backend_pid"):
+            self.backends.add(dbapi_connection.info.backend_pid)
+
+    def backends_cpu(self) -> float:
+        """CPU seconds so far of the app's PostgreSQL backends (clock ticks: exact over many calls, not one)."""
+        total = 0.0
+        for pid in self.backends:
+            if (st := _proc_stat(pid)) is not None:
+                total += st[2]
+        return total
 
     def count(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self.statements += 1
@@ -80,17 +95,20 @@ class Driver:
     async def call(self, kind: str, method: str, path: str, user: str, expect: int = 200, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
         self.meter.traced.clear()
+        pg0 = self.meter.backends_cpu()
         s0, c0 = self.meter.statements, time.process_time()
         r = await self.client.request(method, API + path, headers=headers, **kw)
         # each call is charged its own audit seal (the sealer thread's pass after the commit), not the next's
         sealing.wait_idle(10)
         c1, s1 = time.process_time(), self.meter.statements
+        pg1 = self.meter.backends_cpu()
         if r.status_code != expect:
             raise RuntimeError(f"{kind}: {r.status_code} {r.text[:300]}")
         if self.meter.on:
             self.meter.calls[kind] += 1
             self.meter.stmts[kind] += s1 - s0
             self.meter.cpu[kind] += c1 - c0
+            self.meter.pg_cpu[kind] += pg1 - pg0
             if kind == self.meter.trace_kind:
                 self.meter.trace_kind = None
                 print(f"--- the statements of one {kind}:", file=sys.stderr)
@@ -254,6 +272,7 @@ def main() -> None:
             )
             app = create_app(settings, database)
             event.listen(database.engine, "before_cursor_execute", meter.count)
+            event.listen(database.engine, "connect", meter.connected)
             asyncio.run(drive(app, province, meter, args.rounds, args.cprofile))
         finally:
             sealing.wait_idle(30)  # the after-commit sealer may still be at work: not on a dropped schema
@@ -265,21 +284,26 @@ def main() -> None:
 
     print(f"db: {args.db}")
     total_calls = total_stmts = 0
-    total_cpu = 0.0
+    total_cpu = total_pg = 0.0
     for kind in sorted(meter.calls):
         n = meter.calls[kind]
         print(f"{kind}.calls: {n}")
         print(f"{kind}.statements_per_call: {meter.stmts[kind] / n:.2f}")
         print(f"{kind}.cpu_ms_per_call: {meter.cpu[kind] / n * 1000:.2f}")
+        if args.db == "postgresql":
+            print(f"{kind}.postgres_cpu_ms_per_call: {meter.pg_cpu[kind] / n * 1000:.2f}")
         if kind.startswith("floor."):
             continue  # the reference, not a change of the workload
         total_calls += n
         total_stmts += meter.stmts[kind]
         total_cpu += meter.cpu[kind]
+        total_pg += meter.pg_cpu[kind]
     print(f"changes: {total_calls}")
     print(f"statements_per_change: {total_stmts / total_calls:.2f}")
     cpu_per_change = total_cpu / total_calls * 1000
     print(f"cpu_ms_per_change: {cpu_per_change:.2f}")
+    if args.db == "postgresql":
+        print(f"postgres_cpu_ms_per_change: {total_pg / total_calls * 1000:.2f}")
     floor_write = meter.cpu["floor.write"] / meter.calls["floor.write"] * 1000
     print(f"ratio_change_to_floor_write: {cpu_per_change / floor_write:.2f}")
     calibration = (calibration + calibration_ms()) / 2

@@ -532,6 +532,42 @@ def test_a_sealer_pass_is_three_statements_on_postgresql(db: Database, no_backgr
     assert _verify(db, seal_first=False).checked == 8
 
 
+def _rows_read_from(plan: dict, table: str) -> int:
+    """Rows an EXPLAIN ANALYZE plan (JSON) read from ``table``, over all its nodes and loops."""
+    own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == table else 0
+    return own + sum(_rows_read_from(child, table) for child in plan.get("Plans", []))
+
+
+def test_the_queue_read_does_not_grow_with_the_sealed_records(db: Database, no_background_seal: None) -> None:
+    """The sealer reads the queued records' hashes, not the audit trail from its start. With statistics taken
+    while the queue was long (as under load, between two autovacuum analyses), the planner once chose a merge
+    join that walked audit_record's primary key from seq 1 up to the queue's first record at every pass."""
+    if _dialect(db) != "postgresql":
+        pytest.skip("SQLite looks each queued record up by its rowid")
+    _sealed(db, 2)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_record (at, actor_username, via, action, target_type, target_id, outcome,"
+                " detail, prev_hash, hash) SELECT now(), 'zhang', 'api', 'catalog.entry.update', '', '',"
+                " 'success', '{}', '', repeat('a', 64) FROM generate_series(1, 5000)"
+            )
+        )
+    with db.engine.begin() as conn:
+        # statistics taken while the queue was long; then it is emptied (as if sealed, without 5,000 links)
+        conn.execute(text("ANALYZE audit_record"))
+        conn.execute(text("ANALYZE audit_pending"))
+        conn.execute(text("DELETE FROM audit_pending"))
+    queued = _fill(db, 3)
+    params = {"batch": audit_service.SEAL_BATCH}
+    compiled = audit_service._WAITING.compile(dialect=db.engine.dialect)
+    with db.engine.begin() as conn:
+        assert [seq for seq, _ in conn.execute(audit_service._WAITING, params)] == [m.seq for m in queued]
+        explain = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", params).scalar_one()
+    plan = explain[0]["Plan"]
+    assert _rows_read_from(plan, "audit_record") <= len(queued), plan
+
+
 def test_verify_seals_inside_a_sqlite_write_transaction(db: Database, no_background_seal: None) -> None:
     # The caller's transaction holds SQLite's write lock: sealing on another connection would wait for it.
     _fill(db, 2)

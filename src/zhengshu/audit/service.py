@@ -167,9 +167,14 @@ _HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HE
 _PG_TRY_LOCK_AND_HEAD = _HEAD.where(
     text(f"pg_try_advisory_xact_lock({_SEAL_LOCK_KEY})").bindparams(ns=SEAL_LOCK_NAMESPACE)
 )
+# The queue's first records, each record's hash looked up by its key (a correlated subquery, whatever the
+# statistics say: a join let PostgreSQL merge along audit_record from its first seq, a read that grew with
+# the whole trail at every pass). NULL for a queued seq whose record is gone.
 _WAITING = (
-    select(AuditPending.seq, AuditRecord.hash)
-    .join(AuditRecord, AuditRecord.seq == AuditPending.seq)
+    select(
+        AuditPending.seq,
+        select(AuditRecord.hash).where(AuditRecord.seq == AuditPending.seq).scalar_subquery(),
+    )
     .order_by(AuditPending.seq)
     .limit(bindparam("batch"))
 )
@@ -232,7 +237,7 @@ def seal_batch(conn: Connection, *, wait: bool = False) -> int | None:
     if head is None:
         return None
     # A queued seq whose record is gone stays queued: verify() reports it.
-    waiting = conn.execute(_WAITING, {"batch": SEAL_BATCH}).all()
+    waiting = [(seq, digest) for seq, digest in conn.execute(_WAITING, {"batch": SEAL_BATCH}) if digest is not None]
     if not waiting:
         return 0
     position, prev = int(head[0]), str(head[1])
