@@ -41,7 +41,9 @@ class Organization(IdMixin, TimestampMixin, Base):
     dept_number: Mapped[str | None] = mapped_column(String(4))  # 部门类目录的"项"号
     active: Mapped[bool] = mapped_column(default=True)
 
-    region: Mapped[Region] = relationship(lazy="joined")
+    # Loaded when read (the organization pages ask for it in their query): every application, objection and
+    # token carries organizations, and none of their reads needs the region's row.
+    region: Mapped[Region] = relationship()
 
 
 class User(IdMixin, TimestampMixin, Base):

@@ -65,13 +65,12 @@ def issue_token(session: Session, *, user: User, name: str, expires_days: int | 
 
 # What every API request loads for its bearer token, in one row: the token's validity (not the token itself),
 # the user and its organization (read by :func:`actor_for` and, from the identity map, by the request's own
-# code), not the organization's region, which no API request reads (it loads on first access). One statement
-# object with a bound parameter: its cache key is computed once, not per request.
+# code). One statement object with a bound parameter: its cache key is computed once, not per request.
 _USER_FOR_TOKEN = (
     select(User, ApiToken.id, ApiToken.revoked, ApiToken.expires_at, ApiToken.last_used_at)
     .join(ApiToken, ApiToken.user_id == User.id)
     .where(ApiToken.token_digest == bindparam("digest"))
-    .options(joinedload(User.org).lazyload(Organization.region))
+    .options(joinedload(User.org))
 )
 
 
@@ -173,7 +172,11 @@ def validate_uscc(value: str) -> str | None:
 def organizations_query(
     *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
 ) -> Select[tuple[Organization]]:
-    stmt = select(Organization).order_by(Organization.region_code, Organization.name, Organization.id)
+    stmt = (
+        select(Organization)
+        .options(joinedload(Organization.region))  # the list shows each one's region
+        .order_by(Organization.region_code, Organization.name, Organization.id)
+    )
     if region_prefix:
         stmt = stmt.where(Organization.region_code.startswith(region_prefix))
     if q:
