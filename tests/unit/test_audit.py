@@ -496,6 +496,22 @@ def test_verify_streams_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch
     assert calls == [(3, 8), (6, 8), (8, 8)]
 
 
+def test_records_gone_from_a_whole_batch_do_not_hold_up_the_seal(
+    db: Database, monkeypatch: pytest.MonkeyPatch, no_background_seal: None
+) -> None:
+    monkeypatch.setattr(audit_service, "SEAL_BATCH", 2)
+    made = _fill(db, 4)
+    _drop_trigger(db, DELETE_TRIGGER[_dialect(db)])
+    with db.engine.begin() as conn:  # the first batch's records deleted behind the triggers' back
+        conn.execute(text("DELETE FROM audit_record WHERE seq IN (:a, :b)"), {"a": made[0].seq, "b": made[1].seq})
+    assert _seal(db) == 2
+    assert [link.record_seq for link in _links(db)] == [made[2].seq, made[3].seq]
+    with db.engine.connect() as conn:
+        queued = conn.execute(select(AuditPending.seq).order_by(AuditPending.seq)).scalars().all()
+    assert queued == [made[0].seq, made[1].seq]  # still queued: verify reports the first
+    assert _verify(db).first_bad_seq == made[0].seq
+
+
 def test_sealing_goes_in_batches(db: Database, monkeypatch: pytest.MonkeyPatch, no_background_seal: None) -> None:
     monkeypatch.setattr(audit_service, "SEAL_BATCH", 3)
     _fill(db, 7)
@@ -559,7 +575,7 @@ def test_the_queue_read_does_not_grow_with_the_sealed_records(db: Database, no_b
         conn.execute(text("ANALYZE audit_pending"))
         conn.execute(text("DELETE FROM audit_pending"))
     queued = _fill(db, 3)
-    params = {"batch": audit_service.SEAL_BATCH}
+    params = {"after": 0, "batch": audit_service.SEAL_BATCH}
     compiled = audit_service._WAITING.compile(dialect=db.engine.dialect)
     with db.engine.begin() as conn:
         assert [seq for seq, _ in conn.execute(audit_service._WAITING, params)] == [m.seq for m in queued]

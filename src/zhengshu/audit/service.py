@@ -167,17 +167,32 @@ _HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == HE
 _PG_TRY_LOCK_AND_HEAD = _HEAD.where(
     text(f"pg_try_advisory_xact_lock({_SEAL_LOCK_KEY})").bindparams(ns=SEAL_LOCK_NAMESPACE)
 )
-# The queue's first records, each record's hash looked up by its key (a correlated subquery, whatever the
-# statistics say: a join let PostgreSQL merge along audit_record from its first seq, a read that grew with
-# the whole trail at every pass). NULL for a queued seq whose record is gone.
+# The queue's first records after ``after``, each record's hash looked up by its key (a correlated subquery,
+# whatever the statistics say: a join let PostgreSQL merge along audit_record from its first seq, a read that
+# grew with the whole trail at every pass). NULL for a queued seq whose record is gone.
 _WAITING = (
     select(
         AuditPending.seq,
         select(AuditRecord.hash).where(AuditRecord.seq == AuditPending.seq).scalar_subquery(),
     )
+    .where(AuditPending.seq > bindparam("after"))
     .order_by(AuditPending.seq)
     .limit(bindparam("batch"))
 )
+
+
+def _waiting(conn: Connection) -> list[tuple[int, str]]:
+    """The next records to seal, oldest first. A queued seq whose record is gone stays queued (verify() reports
+    it) and does not hold up the records after it, however many such seqs there are."""
+    after = 0
+    while True:
+        rows = conn.execute(_WAITING, {"after": after, "batch": SEAL_BATCH}).all()
+        waiting = [(int(seq), str(digest)) for seq, digest in rows if digest is not None]
+        if waiting or len(rows) < SEAL_BATCH:
+            return waiting
+        after = rows[-1][0]
+
+
 # PostgreSQL: the links written, the queue emptied of them and the head moved in one statement, whose text does
 # not depend on how many links there are (arrays), so it is prepared once.
 _PG_WRITE_LINKS = text(
@@ -236,8 +251,7 @@ def seal_batch(conn: Connection, *, wait: bool = False) -> int | None:
     head = _locked_head(conn, wait=wait)
     if head is None:
         return None
-    # A queued seq whose record is gone stays queued: verify() reports it.
-    waiting = [(seq, digest) for seq, digest in conn.execute(_WAITING, {"batch": SEAL_BATCH}) if digest is not None]
+    waiting = _waiting(conn)
     if not waiting:
         return 0
     position, prev = int(head[0]), str(head[1])
