@@ -41,7 +41,7 @@ class Organization(IdMixin, TimestampMixin, Base):
     dept_number: Mapped[str | None] = mapped_column(String(4))  # 部门类目录的"项"号
     active: Mapped[bool] = mapped_column(default=True)
 
-    # Loaded when read (the organization pages ask for it in their query): every application, objection and
+    # Loaded when read (the organization list asks for it in its query): every application, objection and
     # token carries organizations, and none of their reads needs the region's row.
     region: Mapped[Region] = relationship()
 

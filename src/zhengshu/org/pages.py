@@ -9,10 +9,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from zhengshu.core.errors import ZhengshuError
 from zhengshu.org import service as org_service
-from zhengshu.org.models import Region
+from zhengshu.org.models import Organization, Region
 from zhengshu.org.schemas import OrganizationIn, OrganizationUpdate, RegionIn, UserIn, UserUpdate
 from zhengshu.security import authz
 from zhengshu.security.actor import ROLE_LABELS, Actor
@@ -203,7 +204,7 @@ def _orgs_page(
             region_prefix=org_service.region_prefix(blank_to_none(region_code)),
             q=blank_to_none(q),
             include_inactive=include_inactive,
-        ),
+        ).options(joinedload(Organization.region)),  # the list shows each one's region
         cursor,
     )
     return render(

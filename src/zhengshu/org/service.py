@@ -172,11 +172,7 @@ def validate_uscc(value: str) -> str | None:
 def organizations_query(
     *, region_prefix: str | None = None, q: str | None = None, include_inactive: bool = False
 ) -> Select[tuple[Organization]]:
-    stmt = (
-        select(Organization)
-        .options(joinedload(Organization.region))  # the list shows each one's region
-        .order_by(Organization.region_code, Organization.name, Organization.id)
-    )
+    stmt = select(Organization).order_by(Organization.region_code, Organization.name, Organization.id)
     if region_prefix:
         stmt = stmt.where(Organization.region_code.startswith(region_prefix))
     if q:
