@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select, text, update
@@ -548,7 +549,7 @@ def test_a_sealer_pass_is_three_statements_on_postgresql(db: Database, no_backgr
     assert _verify(db, seal_first=False).checked == 8
 
 
-def _rows_read_from(plan: dict, table: str) -> int:
+def _rows_read_from(plan: dict[str, Any], table: str) -> int:
     """Rows an EXPLAIN ANALYZE plan (JSON) read from ``table``, over all its nodes and loops."""
     own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == table else 0
     return own + sum(_rows_read_from(child, table) for child in plan.get("Plans", []))
@@ -582,6 +583,7 @@ def test_the_queue_read_does_not_grow_with_the_sealed_records(db: Database, no_b
         explain = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", params).scalar_one()
     plan = explain[0]["Plan"]
     assert _rows_read_from(plan, "audit_record") <= len(queued), plan
+    assert _seal(db) == len(queued)
 
 
 def test_verify_seals_inside_a_sqlite_write_transaction(db: Database, no_background_seal: None) -> None:
